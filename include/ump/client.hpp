@@ -1,0 +1,88 @@
+// ump/client.hpp — the requesting end of a channel: client and weak_client.
+//
+// client<S, R, E> sends requests of type S and receives replies R (or error<E>). Copies are
+// independent clients of the same server; each copy keeps the server's "clients alive"
+// count up. A single client object may be used by several threads at once (its sends are
+// serialized by a short lock); a copy per thread is faster. Messages sent through one client
+// object reach the server in the order they were sent; nothing is promised across objects.
+//
+// weak_client<S, R, E> refers to the channel without counting as a client: when only weak
+// clients remain, the server's wait() returns clients_disappeared. upgrade() gives a client
+// back while at least one strong client lives; once the count has reached zero, never again.
+//
+// Threads and coroutines: req() blocks the calling thread (spin, then park); areq() and
+// co_await on a wait_reply suspend the coroutine and never block. Any mix works on one
+// channel. Memory ordering: writes made before sending are visible to the server once it
+// has received the message; the server's writes before replying are visible once the reply
+// is returned.
+#pragma once
+
+#include <optional>
+#include <utility>
+
+#include "ump/detail/endpoint.hpp"
+#include "ump/result.hpp"
+#include "ump/scheduler.hpp"
+#include "ump/wait_reply.hpp"
+
+namespace ump {
+
+template <class S, class R, class E = void>
+class weak_client;
+template <class S, class R, class E = void>
+class server;
+
+template <class S, class R, class E = void>
+class client {
+ public:
+  client(const client&) = default;
+  client(client&&) noexcept = default;
+  client& operator=(const client&) = default;
+  client& operator=(client&&) noexcept = default;
+  ~client() = default;
+
+  // Effect: sends `s` and blocks until the reply. Blocking: spins for the channel's spin
+  // budget, then parks. Errors: server_disappeared (the server was gone before taking the
+  // request; `s` has been destroyed), no_reply, app_error. Thread-safe.
+  result<R, E> req(S s) { return core_.request(std::move(s)); }
+
+  // Effect: sends `s` now; the returned wait_reply collects the outcome later (blocking or
+  // co_await). Never blocks. Errors: server_disappeared (immediately).
+  result<wait_reply<R, E>, E> req_async(S s) { return core_.request_async(std::move(s)); }
+
+  // Effect: sends `s` now and returns an awaitable; co_await yields result<R, E>. The
+  // coroutine resumes through `sched` (default: inline on the replying thread, see
+  // ump/scheduler.hpp). Never blocks a thread. Errors: as req(). If the awaitable (or the
+  // coroutine suspended on it) is destroyed first, the request is abandoned.
+  template <scheduler Sched = inline_scheduler>
+  detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
+    return core_.request_awaitable(std::move(sched), std::move(s));
+  }
+
+  // A weak reference to the same channel. Never blocks, never fails.
+  [[nodiscard]] weak_client<S, R, E> weak() const noexcept { return weak_client<S, R, E>(core_.state()); }
+
+ private:
+  friend class weak_client<S, R, E>;
+  template <class S2, class R2, class E2>
+  friend std::pair<server<S2, R2, E2>, client<S2, R2, E2>> channel(channel_options);
+  explicit client(detail::channel_state<S, R, E>* st) : core_(st) {}
+  detail::client_core<S, R, E> core_;
+};
+
+template <class S, class R, class E>
+class weak_client {
+ public:
+  // Effect: a strong client if any strong client is still alive, else nullopt. Lock-free.
+  [[nodiscard]] std::optional<client<S, R, E>> upgrade() const {
+    if (auto* st = core_.try_upgrade()) return client<S, R, E>(st);
+    return std::nullopt;
+  }
+
+ private:
+  friend class client<S, R, E>;
+  explicit weak_client(detail::channel_state<S, R, E>* st) noexcept : core_(st) {}
+  detail::weak_core<S, R, E> core_;
+};
+
+}  // namespace ump

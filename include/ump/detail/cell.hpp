@@ -1,0 +1,208 @@
+// ump/detail/cell.hpp — the reply cell: one request's rendezvous between requester and replier.
+//
+// Internal. Every request travels in a pooled node whose header is a cell. The cell is an
+// explicit state machine on one 32-bit atomic word (diagram in README "How it works"):
+//
+//            register_thread_waiter            publish (wake by futex)
+//   empty ───────────────────────► waiting_thread ─────────────────────► ready
+//     │  register_async_waiter                    publish (run waiter)     ▲
+//     ├───────────────────────► waiting_async ─────────────────────────────┤
+//     │                          publish (requester still spinning)        │
+//     ├────────────────────────────────────────────────────────────────────┘
+//     │  abandon (from empty / waiting_*)          publish → origin_disappeared
+//     └───────────────────────► abandoned ─────────────────────► (replier recycles)
+//
+// Who owns the node: the requester until it abandons; after publish, the requester consumes
+// the outcome and recycles the node; after abandon, the replier (or the server's drain) finds
+// `abandoned` when it publishes, destroys the outcome and recycles the node. If abandon finds
+// `ready`, the requester destroys the outcome and recycles. Exactly one side recycles.
+//
+// Waking never touches freed memory: nodes are only returned to the channel's pool, which
+// lives until the last reference to the channel's shared state (every replier holds one) is
+// gone. A thread waiter woken late, or a futex wake landing on a node already reused, is a
+// spurious wake-up that the sleeper's loop absorbs. An async waiter cannot be consumed before
+// the replier has read it: the coroutine only resumes through that waiter.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <new>
+#include <utility>
+
+#include "ump/detail/config.hpp"
+#include "ump/detail/park.hpp"
+#include "ump/result.hpp"
+
+namespace ump::detail {
+
+enum class cell_state : std::uint32_t {
+  empty = 0,           // in flight: no outcome, requester not registered (maybe spinning)
+  waiting_thread = 1,  // requester thread is parked on the state word
+  waiting_async = 2,   // requester registered an async_waiter (a suspended coroutine)
+  ready = 3,           // outcome stored; the requester owns the node again
+  abandoned = 4,       // requester gave up; whoever publishes must recycle the node
+};
+
+// A type-erased way to wake a suspended coroutine: one function pointer, no vtable.
+struct async_waiter {
+  void (*fn)(void* ctx) noexcept = nullptr;
+  void* ctx = nullptr;
+  void operator()() const noexcept { fn(ctx); }
+};
+
+// What publish() found, so the replier knows whether its outcome was delivered.
+enum class publish_result : std::uint8_t { delivered, origin_gone };
+
+class cell_base {
+ public:
+  // --- sender ---------------------------------------------------------------------------
+  // Effect: makes a recycled cell ready to carry a new request.
+  // ORDERING: relaxed; published to the server by the queue's enqueue (release) and seen by
+  // it after dequeue (acquire).
+  void reset() noexcept { state_.store(static_cast<std::uint32_t>(cell_state::empty), std::memory_order_relaxed); }
+
+  // --- replier (transition: publish) -------------------------------------------------------
+  // Precondition: the outcome has just been constructed. Moves the cell to `ready` and wakes
+  // the requester if it registered. Returns origin_gone if the requester had abandoned:
+  // the caller must then destroy the outcome and recycle the node.
+  publish_result publish() noexcept {
+    UMP_TEST_DELAY(reply_before_publish);
+    // ORDERING: acq_rel. Release publishes the outcome to the requester's acquire load or
+    // RMW that sees `ready`; acquire makes the requester's async_waiter (written before its
+    // release CAS to waiting_async) visible here.
+    auto prev = static_cast<cell_state>(
+        state_.exchange(static_cast<std::uint32_t>(cell_state::ready), std::memory_order_acq_rel));
+    switch (prev) {
+      case cell_state::empty:
+        return publish_result::delivered;
+      case cell_state::waiting_thread:
+        UMP_TEST_DELAY(wake_before_notify);
+        unpark_all(state_);
+        return publish_result::delivered;
+      case cell_state::waiting_async: {
+        const async_waiter w = waiter_;  // read before the coroutine can run and reuse us
+        UMP_TEST_DELAY(wake_before_notify);
+        w();
+        return publish_result::delivered;
+      }
+      case cell_state::abandoned:
+        return publish_result::origin_gone;
+      case cell_state::ready:
+        break;
+    }
+    UMP_ASSERT(false, "a request is answered exactly once (reply cell published twice)");
+    return publish_result::origin_gone;
+  }
+
+  // Racy probe for reply_context::requester_waiting(): false once the requester abandoned.
+  [[nodiscard]] bool abandoned() const noexcept {
+    // ORDERING: relaxed; advisory only, the publish exchange decides.
+    return state_.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(cell_state::abandoned);
+  }
+
+  // --- requester ---------------------------------------------------------------------------
+  // Non-blocking check that the outcome is there.
+  // ORDERING: acquire, pairs with publish()'s exchange; the outcome is then readable.
+  [[nodiscard]] bool is_ready() const noexcept {
+    return state_.load(std::memory_order_acquire) == static_cast<std::uint32_t>(cell_state::ready);
+  }
+
+  // Transition empty → waiting_async. Returns false if the outcome is already ready (the
+  // caller must not suspend). The waiter must stay callable until it has been called.
+  bool register_async_waiter(async_waiter w) noexcept {
+    waiter_ = w;
+    auto expected = static_cast<std::uint32_t>(cell_state::empty);
+    // ORDERING: release on success publishes waiter_ to publish()'s acquire exchange;
+    // acquire on failure makes the outcome visible (the failure means `ready`).
+    return state_.compare_exchange_strong(expected, static_cast<std::uint32_t>(cell_state::waiting_async),
+                                          std::memory_order_acq_rel, std::memory_order_acquire);
+  }
+
+  // Blocks the calling thread until `ready` (spin, then park). Returns false if `dl` passed
+  // first: the cell is then abandoned and belongs to the replier. Out of line (src/cell.cpp).
+  bool wait_ready(const wait_options& opts, deadline dl) noexcept;
+
+  // Transition empty/waiting_* → abandoned. Returns true if the outcome was already ready:
+  // the caller then owns the node and must destroy the outcome and recycle it.
+  bool abandon() noexcept {
+    // ORDERING: acq_rel; acquire so that a `ready` outcome is visible to the destroying
+    // requester, release so the replier's publish exchange sees the abandonment.
+    auto prev = state_.exchange(static_cast<std::uint32_t>(cell_state::abandoned), std::memory_order_acq_rel);
+    return prev == static_cast<std::uint32_t>(cell_state::ready);
+  }
+
+  // Pool link (only meaningful while the cell is in the pool).
+  std::atomic<cell_base*> next_{nullptr};
+  // True for an ng post: no reply is expected and no requester waits on this cell.
+  bool is_post_ = false;
+
+ private:
+  std::atomic<std::uint32_t> state_{static_cast<std::uint32_t>(cell_state::empty)};
+  async_waiter waiter_{};
+};
+
+// Raw storage for one T whose lifetime the protocol manages by hand.
+template <class T>
+class manual_storage {
+ public:
+  template <class... A>
+  T& emplace(A&&... a) {
+    return *::new (static_cast<void*>(buf_)) T(std::forward<A>(a)...);
+  }
+  T& get() noexcept { return *std::launder(reinterpret_cast<T*>(buf_)); }
+  void destroy() noexcept { get().~T(); }
+
+ private:
+  alignas(T) unsigned char buf_[sizeof(T)];
+};
+
+// A cell with room for the reply outcome: what reply_context and wait_reply see.
+template <class R, class E>
+class reply_cell : public cell_base {
+ public:
+  using outcome_type = result<R, E>;
+  manual_storage<outcome_type> outcome_;
+};
+
+// A lock-free LIFO free list of cells (Treiber stack). ABA is prevented by a 16-bit tag in
+// the head word's top bits; cells are never freed while the pool lives, so a stale read of
+// `next_` is harmless (its CAS fails on the tag).
+class cell_pool {
+ public:
+  // ORDERING: acquire on the winning CAS pairs with push()'s release CAS: the popper sees the
+  // cell as the pusher left it.
+  cell_base* try_pop() noexcept {
+    std::uint64_t h = head_.load(std::memory_order_acquire);
+    for (;;) {
+      cell_base* c = ptr(h);
+      if (c == nullptr) return nullptr;
+      cell_base* next = c->next_.load(std::memory_order_relaxed);
+      if (head_.compare_exchange_weak(h, pack(next, tag(h) + 1), std::memory_order_acquire,
+                                      std::memory_order_acquire))
+        return c;
+    }
+  }
+  // ORDERING: release CAS, pairs with try_pop()'s acquire CAS.
+  void push(cell_base* c) noexcept {
+    std::uint64_t h = head_.load(std::memory_order_relaxed);
+    do {
+      c->next_.store(ptr(h), std::memory_order_relaxed);
+    } while (!head_.compare_exchange_weak(h, pack(c, tag(h) + 1), std::memory_order_release,
+                                          std::memory_order_relaxed));
+  }
+
+ private:
+  static_assert(sizeof(void*) == 8, "cell_pool packs a tag into 64-bit pointers");
+  static constexpr int tag_shift = 48;
+  static constexpr std::uint64_t ptr_mask = (std::uint64_t{1} << tag_shift) - 1;
+  static cell_base* ptr(std::uint64_t h) noexcept { return reinterpret_cast<cell_base*>(h & ptr_mask); }
+  static std::uint64_t tag(std::uint64_t h) noexcept { return h >> tag_shift; }
+  static std::uint64_t pack(cell_base* c, std::uint64_t t) noexcept {
+    const auto p = reinterpret_cast<std::uint64_t>(c);
+    UMP_ASSERT((p & ~ptr_mask) == 0, "cell addresses fit in 48 bits");
+    return p | (t << tag_shift);
+  }
+  alignas(cache_line_size) std::atomic<std::uint64_t> head_{0};
+};
+
+}  // namespace ump::detail

@@ -1,0 +1,54 @@
+// ump/detail/park.hpp — the wait primitive under every blocking ump call.
+//
+// Internal. A thread waits for a 32-bit atomic word to leave a value in two phases:
+//   1. spin_while_equal: busy-waits (pause, then pause + occasional yield) for at most the
+//      channel's spin budget. Cheap when the other side answers within microseconds.
+//   2. park_while_equal: sleeps in the kernel (futex on Linux, std::atomic::wait elsewhere)
+//      until the word differs from the value, a wake arrives, or the deadline passes.
+// The protocol above decides what the values mean and publishes a "parked" value with an RMW
+// before calling park_while_equal, so a waker knows whether it must call unpark_all.
+// Deadlines exist from day one: every blocking ump call takes an optional one.
+// Slow paths live in src/park.cpp.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "ump/options.hpp"
+
+namespace ump::detail {
+
+using clock = std::chrono::steady_clock;
+
+// An optional absolute deadline (time_point::max() = none).
+struct deadline {
+  clock::time_point at = clock::time_point::max();
+  [[nodiscard]] bool none() const noexcept { return at == clock::time_point::max(); }
+  [[nodiscard]] bool passed() const noexcept { return !none() && clock::now() >= at; }
+};
+
+// Spins while `word` holds `value`, for at most opts.spin (and never past `dl`).
+// Returns the first different value seen, or `value` if the budget ran out.
+// ORDERING: loads are acquire, pairing with the release part of whatever RMW changed `word`.
+std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+                               const wait_options& opts, deadline dl) noexcept;
+
+// Sleeps while `word` holds `value`. Returns false if `dl` passed, true otherwise (the word
+// changed, or a wake arrived, or a spurious wake-up: callers re-check their condition).
+bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+                      deadline dl) noexcept;
+
+// Wakes every thread parked on `word`. Safe to call on a word whose waiter has already moved
+// on, as long as the memory itself is alive (ump's cells and shared states never are freed
+// while a waker may still touch them).
+void unpark_all(const std::atomic<std::uint32_t>& word) noexcept;
+
+// Counts futex wake/wait system calls made by this process (for benchmarks and tests).
+struct park_stats {
+  std::uint64_t parks;
+  std::uint64_t wakes;
+};
+[[nodiscard]] park_stats read_park_stats() noexcept;
+
+}  // namespace ump::detail

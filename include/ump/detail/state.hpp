@@ -1,0 +1,299 @@
+// ump/detail/state.hpp — the shared state behind one channel: queue, counters, cell pool.
+//
+// Internal. One heap object per channel(), shared by the server, every client, weak client,
+// reply_context and wait_reply. It holds:
+//   * ctl_: the server's word. Flags (closed, parked_thread, parked_async, no_clients) and
+//     the number of announced-but-not-taken messages. Every event the server may wait for
+//     changes ctl_ with one RMW, so the server parks on it with a futex and no wake is lost.
+//   * strong_: number of strong clients. upgrade() is increment-if-not-zero; the drop to
+//     zero sets no_clients in ctl_ (permanently: zero is never left again).
+//   * two reference groups, so that the server's per-request reference traffic (reply
+//     contexts) and the clients' (wait_reply) live on different cache lines. The state is
+//     deleted when both groups have reached zero; each group reaches zero exactly once.
+//   * the cell pool and the moodycamel queue.
+//
+// Send protocol (any client thread):       Receive protocol (server thread):
+//   prev = ctl_.fetch_add(one)               c = ctl_.load(); count(c) > 0 → dequeue (spin
+//   prev & closed → undo, fail                 until the announced node shows up), then
+//   enqueue node (producer token)              ctl_.fetch_sub(one)
+//   prev & parked → wake_server()            count 0 and no_clients → clients_disappeared
+//                                            else spin, then CAS parked flag in, futex wait
+// Close (server destroyed): fetch_or(closed), then take and fail every announced node until
+// the count is zero. A sender whose fetch_add precedes closed is counted, so the drain waits
+// for its node; a later sender sees closed. Either way the request gets exactly one outcome.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "ump/detail/cell.hpp"
+#include "ump/detail/config.hpp"
+#include "ump/detail/park.hpp"
+#include "ump/detail/queue.hpp"
+#include "ump/options.hpp"
+
+namespace ump::detail {
+
+enum class poll_status : std::uint8_t { got, empty, no_clients };
+
+template <class M, class R, class E>
+class server_core;
+template <class M, class R, class E>
+class client_core;
+
+class state_base {
+ public:
+  // ctl_ layout.
+  static constexpr std::uint32_t closed = 1;
+  static constexpr std::uint32_t parked_thread = 2;
+  static constexpr std::uint32_t parked_async = 4;
+  static constexpr std::uint32_t no_clients = 8;
+  static constexpr std::uint32_t parked_any = parked_thread | parked_async;
+  static constexpr std::uint32_t one = 16;  // the count lives above the flags
+  static constexpr std::uint32_t count(std::uint32_t c) noexcept { return c / one; }
+
+  explicit state_base(const channel_options& o);
+  state_base(const state_base&) = delete;
+  state_base& operator=(const state_base&) = delete;
+
+  // --- reference groups ------------------------------------------------------------------
+  enum group : std::uint8_t { client_group = 0, server_group = 1 };
+  void add_ref(group g) noexcept {
+    // ORDERING: relaxed; the caller already holds a reference in that group (or the state
+    // is brand new), so the count cannot be zero concurrently.
+    refs(g).fetch_add(1, std::memory_order_relaxed);
+  }
+  void release(group g) noexcept {
+    // ORDERING: acq_rel; release publishes this holder's last writes, acquire (on the last
+    // decrement) makes every other holder's writes visible before teardown. Pairs with the
+    // other releases of the same group and with groups_'s decrement below.
+    if (refs(g).fetch_sub(1, std::memory_order_acq_rel) == 1) release_group();
+  }
+
+  // --- strong clients ----------------------------------------------------------------------
+  void add_strong() noexcept {
+    // ORDERING: relaxed; the caller holds a strong client, so strong_ > 0 already.
+    strong_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // increment-if-not-zero, for weak_client::upgrade().
+  bool try_add_strong() noexcept {
+    std::uint32_t s = strong_.load(std::memory_order_relaxed);
+    do {
+      if (s == 0) return false;
+      // ORDERING: acquire on success pairs with drop_strong()'s release: not needed for data,
+      // kept so an upgraded client sees what the previous holders published.
+    } while (!strong_.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed));
+    return true;
+  }
+  void drop_strong() noexcept {
+    // ORDERING: acq_rel; the last drop's release is paired with the server's acquire load of
+    // ctl_ through the fetch_or below (the RMW carries this thread's earlier sends with it).
+    if (strong_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // ORDERING: acq_rel, pairs with the server's acquire load / park CAS of ctl_.
+      const std::uint32_t prev = ctl_.fetch_or(no_clients, std::memory_order_acq_rel);
+      if (prev & parked_any) wake_server();
+    }
+  }
+
+  // --- sending (client side) ---------------------------------------------------------------
+  // Effect: hands `c` to the server. Returns false if the server is gone: `c` was not queued
+  // and still belongs to the caller. Never blocks (the producer lock aside).
+  bool send(cell_base* c, producer& p) noexcept {
+    // ORDERING: fast rejection only; the fetch_add below decides.
+    if (ctl_.load(std::memory_order_relaxed) & closed) return false;
+    // ORDERING: acq_rel. Totally ordered with close()'s fetch_or(closed): either the drain
+    // counts this message, or this sender sees `closed`. Acquire reads server_waiter_ if
+    // parked_async is set (paired with register_server_waiter's release CAS).
+    const std::uint32_t prev = ctl_.fetch_add(one, std::memory_order_acq_rel);
+    if (prev & closed) {
+      // ORDERING: relaxed; the drain only needs the count to come back down eventually.
+      ctl_.fetch_sub(one, std::memory_order_relaxed);
+      return false;
+    }
+    UMP_ASSERT(count(prev) + 1 < count(~std::uint32_t{0}), "at most 2^28 - 1 messages may be queued");
+    UMP_TEST_DELAY(send_after_announce);
+    p.lock.lock();
+    // moodycamel's enqueue releases the element to the dequeuing consumer.
+    const bool ok = queue_.enqueue(p.token, c);
+    p.lock.unlock();
+    if (!ok) fatal("ump: out of memory while enqueueing a message");
+    if (prev & parked_any) wake_server();
+    return true;
+  }
+
+  // --- receiving (server side) ---------------------------------------------------------------
+  // Non-blocking: a node if one was announced, else empty or no_clients.
+  poll_status try_take(cell_base*& out) noexcept {
+    // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
+    const std::uint32_t c = ctl_.load(std::memory_order_acquire);
+    if (count(c) > 0) {
+      out = take_announced();
+      return poll_status::got;
+    }
+    return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
+  }
+  // Blocking (spin, then park). Returns empty only when `dl` passed. Out of line.
+  poll_status take(cell_base*& out, deadline dl) noexcept;
+
+  // For the async server: registers `w` and sets parked_async if ctl_ still equals `idle`
+  // (no message, no flag). Returns false if ctl_ changed: re-check with try_take.
+  bool register_server_waiter(async_waiter w, std::uint32_t idle) noexcept {
+    server_waiter_ = w;
+    // ORDERING: release on success publishes server_waiter_ to the waker's acquire RMW.
+    return ctl_.compare_exchange_strong(idle, idle | parked_async, std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
+  }
+  // For a destroyed async server waiter: clears parked_async. Returns false if a waker has
+  // already claimed the wake (it will call the waiter).
+  bool unregister_server_waiter() noexcept {
+    // ORDERING: acq_rel, ordered against the waker's claim in wake_server().
+    return (ctl_.fetch_and(~parked_async, std::memory_order_acq_rel) & parked_async) != 0;
+  }
+  [[nodiscard]] std::uint32_t load_ctl() const noexcept {
+    // ORDERING: acquire, as in try_take().
+    return ctl_.load(std::memory_order_acquire);
+  }
+
+  // Marks the server gone and fails every queued message. Called once, by the server.
+  void close() noexcept;
+
+  // Racy: true when no message is announced.
+  [[nodiscard]] bool empty() const noexcept { return count(ctl_.load(std::memory_order_relaxed)) == 0; }
+  [[nodiscard]] std::uint32_t queued() const noexcept { return count(ctl_.load(std::memory_order_relaxed)); }
+  [[nodiscard]] bool closed_flag() const noexcept { return (ctl_.load(std::memory_order_acquire) & closed) != 0; }
+
+  // --- pool ------------------------------------------------------------------------------
+  void recycle(cell_base* c) noexcept { pool_.push(c); }
+  [[nodiscard]] const wait_options& wait_opts() const noexcept { return opts_; }
+  node_queue& queue() noexcept { return queue_; }
+
+ protected:
+  virtual ~state_base();
+  // Server gone: destroys the node's message and tells its requester server_disappeared.
+  virtual void fail_queued(cell_base* c) noexcept = 0;
+  cell_base* pop_free() noexcept { return pool_.try_pop(); }
+  void count_allocation() noexcept { allocated_.fetch_add(1, std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t allocated() const noexcept { return allocated_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint32_t>& refs(group g) noexcept { return g == client_group ? client_refs_ : server_refs_; }
+  void release_group() noexcept;
+  cell_base* take_announced() noexcept {
+    cell_base* c = nullptr;
+    while (!queue_.try_dequeue(ctok_, c)) wait_for_announced();
+    // ORDERING: relaxed is enough for the count itself, but acq_rel keeps the RMW chain
+    // (release sequence) on ctl_ intact for senders that read server_waiter_.
+    ctl_.fetch_sub(one, std::memory_order_acq_rel);
+    return c;
+  }
+  void wait_for_announced() noexcept;  // a sender is between announce and enqueue
+  void wake_server() noexcept;
+
+  alignas(cache_line_size) std::atomic<std::uint32_t> ctl_{0};
+  async_waiter server_waiter_{};
+  alignas(cache_line_size) std::atomic<std::uint32_t> server_refs_{1};  // the server
+  alignas(cache_line_size) std::atomic<std::uint32_t> client_refs_{1};  // the first client
+  std::atomic<std::uint32_t> strong_{1};
+  std::atomic<std::uint32_t> groups_{2};
+  std::atomic<std::size_t> allocated_{0};
+  wait_options opts_;
+  cell_pool pool_;
+  node_queue queue_;
+  consumer_token ctok_;
+};
+
+// A pooled node: the reply cell, then the message (M = S for ump, a variant for ng).
+template <class M, class R, class E>
+class node final : public reply_cell<R, E> {
+ public:
+  manual_storage<M> msg_;
+};
+
+// Builds the outcome in `cell` and publishes it. If the requester had abandoned, the outcome
+// is destroyed and the node recycled here. If building the outcome throws, nothing was
+// published and the caller still owns the cell.
+template <class R, class E, class... A>
+publish_result complete(state_base& st, reply_cell<R, E>& cell, A&&... a) {
+  cell.outcome_.emplace(std::forward<A>(a)...);
+  if (cell.publish() == publish_result::delivered) return publish_result::delivered;
+  cell.outcome_.destroy();
+  st.recycle(&cell);
+  return publish_result::origin_gone;
+}
+
+// Runs `f` at scope exit unless dismissed. Works with and without exceptions.
+template <class F>
+class scope_exit {
+ public:
+  explicit scope_exit(F f) noexcept : f_(std::move(f)) {}
+  scope_exit(const scope_exit&) = delete;
+  scope_exit& operator=(const scope_exit&) = delete;
+  ~scope_exit() {
+    if (armed_) f_();
+  }
+  void dismiss() noexcept { armed_ = false; }
+
+ private:
+  F f_;
+  bool armed_ = true;
+};
+
+// Requester side: moves the ready outcome out, destroys it and recycles the node, even if
+// the move throws.
+template <class R, class E>
+result<R, E> consume(state_base& st, reply_cell<R, E>& cell) {
+  scope_exit done([&]() noexcept {
+    cell.outcome_.destroy();
+    st.recycle(&cell);
+  });
+  return std::move(cell.outcome_.get());
+}
+
+// Requester side: gives up on a request. Cleans up if the outcome had already arrived.
+template <class R, class E>
+void abandon(state_base& st, reply_cell<R, E>& cell) noexcept {
+  if (cell.abandon()) {
+    cell.outcome_.destroy();
+    st.recycle(&cell);
+  }
+}
+
+// The typed state: knows the node type, so it can allocate, delete and fail nodes.
+template <class M, class R, class E>
+class channel_state final : public state_base {
+ public:
+  using node_type = node<M, R, E>;
+  using state_base::state_base;
+
+  // A node from the pool, or a new one. May throw std::bad_alloc (allocation only).
+  node_type* acquire_node() {
+    if (cell_base* c = pop_free()) return static_cast<node_type*>(c);
+    auto* n = new node_type;
+    count_allocation();
+    return n;
+  }
+
+ private:
+  // Every node is back in the pool by now: each holder of one also held a reference.
+  ~channel_state() override {
+    std::size_t freed = 0;
+    while (cell_base* c = pop_free()) {
+      delete static_cast<node_type*>(c);
+      ++freed;
+    }
+    UMP_ASSERT(freed == allocated(), "every reply cell returns to its pool before the channel dies");
+  }
+  void fail_queued(cell_base* c) noexcept override {
+    auto* n = static_cast<node_type*>(c);
+    n->msg_.destroy();
+    if (c->is_post_) {
+      recycle(c);
+      return;
+    }
+    // error<E>(errc) cannot throw.
+    (void)complete(*this, *n, error<E>(errc::server_disappeared));
+  }
+};
+
+}  // namespace ump::detail

@@ -1,0 +1,210 @@
+// ump/ng.hpp — the "next generation" flavour: requests plus one-way posts on one channel.
+//
+// ng::channel<P, S, R, E>() makes a server and a client. Besides everything an ump client
+// does (req, req_async, areq, weak), an ng client can post(P): a one-way message that needs
+// no reply and never blocks. ng::post_client can only post. The server's wait() returns an
+// ng::message: either a post P, or a request (S and its reply_context).
+//
+// Ordering: posts and requests sent through one client object arrive in the order sent.
+// Lifecycle and memory ordering are exactly those of ump (see ump/server.hpp, client.hpp):
+// queued posts are destroyed when the server is destroyed; post() after the server is gone
+// returns server_disappeared (the post is destroyed).
+//
+// The requester-gave-up case differs from the Rust ump-ng crate on purpose: the server still
+// receives such a request normally (wait() does not fail); its reply() reports
+// origin_disappeared.
+#pragma once
+
+#include <optional>
+#include <utility>
+#include <variant>
+
+#include "ump/detail/endpoint.hpp"
+#include "ump/options.hpp"
+#include "ump/reply_context.hpp"
+#include "ump/result.hpp"
+#include "ump/scheduler.hpp"
+#include "ump/server.hpp"
+#include "ump/wait_reply.hpp"
+
+namespace ump::ng {
+
+namespace detail {
+template <class P, class S>
+using node_message = std::variant<P, S>;  // index 0: post, index 1: request
+}  // namespace detail
+
+template <class P, class S, class R, class E = void>
+class client;
+template <class P, class S, class R, class E = void>
+class server;
+template <class P, class S, class R, class E = void>
+class weak_client;
+
+template <class P, class S, class R, class E = void>
+using request = ump::request<S, R, E>;
+
+// What the server receives: a post or a request.
+template <class P, class S, class R, class E = void>
+class message {
+ public:
+  explicit message(P p) : v_(std::in_place_index<0>, std::move(p)) {}
+  explicit message(request<P, S, R, E> r) : v_(std::in_place_index<1>, std::move(r)) {}
+
+  [[nodiscard]] bool is_post() const noexcept { return v_.index() == 0; }
+  [[nodiscard]] bool is_request() const noexcept { return v_.index() == 1; }
+  // The post. Precondition: is_post().
+  [[nodiscard]] P& post() noexcept {
+    UMP_ASSERT(is_post(), "message::post() called on a request");
+    return *std::get_if<0>(&v_);
+  }
+  // The request (message and reply context). Precondition: is_request().
+  [[nodiscard]] request<P, S, R, E>& req() noexcept {
+    UMP_ASSERT(is_request(), "message::req() called on a post");
+    return *std::get_if<1>(&v_);
+  }
+  // Calls f(P&) or f(request&), whichever this holds.
+  template <class F>
+  decltype(auto) visit(F&& f) {
+    return std::visit(std::forward<F>(f), v_);
+  }
+
+ private:
+  std::variant<P, request<P, S, R, E>> v_;
+};
+
+template <class P, class S, class R, class E = void>
+class post_client {
+ public:
+  // Effect: queues `p` for the server. Never blocks (the client's short send lock aside).
+  // Errors: server_disappeared (p is destroyed).
+  result<void, E> post(P p) { return core_.post(std::in_place_index<0>, std::move(p)); }
+
+ private:
+  friend class client<P, S, R, E>;
+  using core_type = ump::detail::client_core<detail::node_message<P, S>, R, E>;
+  explicit post_client(const core_type& c) : core_(c) {}
+  core_type core_;
+};
+
+template <class P, class S, class R, class E>
+class client {
+ public:
+  client(const client&) = default;
+  client(client&&) noexcept = default;
+  client& operator=(const client&) = default;
+  client& operator=(client&&) noexcept = default;
+
+  // As ump::client::req / req_async / areq (see ump/client.hpp).
+  result<R, E> req(S s) { return core_.request(std::in_place_index<1>, std::move(s)); }
+  result<wait_reply<R, E>, E> req_async(S s) { return core_.request_async(std::in_place_index<1>, std::move(s)); }
+  template <scheduler Sched = inline_scheduler>
+  ump::detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
+    return core_.request_awaitable(std::move(sched), std::in_place_index<1>, std::move(s));
+  }
+  // Effect: queues `p`; never blocks. Errors: server_disappeared (p is destroyed).
+  result<void, E> post(P p) { return core_.post(std::in_place_index<0>, std::move(p)); }
+
+  // A strong client that can only post (counts as a client for clients_disappeared).
+  [[nodiscard]] post_client<P, S, R, E> poster() const { return post_client<P, S, R, E>(core_); }
+  [[nodiscard]] weak_client<P, S, R, E> weak() const noexcept { return weak_client<P, S, R, E>(core_.state()); }
+
+ private:
+  friend class weak_client<P, S, R, E>;
+  template <class P2, class S2, class R2, class E2>
+  friend std::pair<server<P2, S2, R2, E2>, client<P2, S2, R2, E2>> channel(channel_options);
+  using core_type = ump::detail::client_core<detail::node_message<P, S>, R, E>;
+  explicit client(typename core_type::state_type* st) : core_(st) {}
+  core_type core_;
+};
+
+template <class P, class S, class R, class E>
+class weak_client {
+ public:
+  [[nodiscard]] std::optional<client<P, S, R, E>> upgrade() const {
+    if (auto* st = core_.try_upgrade()) return client<P, S, R, E>(st);
+    return std::nullopt;
+  }
+
+ private:
+  friend class client<P, S, R, E>;
+  using core_type = ump::detail::weak_core<detail::node_message<P, S>, R, E>;
+  explicit weak_client(typename core_type::state_type* st) noexcept : core_(st) {}
+  core_type core_;
+};
+
+template <class P, class S, class R, class E>
+class server {
+ public:
+  using message_type = message<P, S, R, E>;
+  using core_type = ump::detail::server_core<detail::node_message<P, S>, R, E>;
+  using node_type = typename core_type::node_type;
+
+  server(server&&) noexcept = default;
+  server& operator=(server&&) noexcept = default;
+
+  // As ump::server::wait / wait_for / try_wait / async_wait, returning a message.
+  result<message_type, E> wait() {
+    node_type* n = nullptr;
+    const auto s = core_.take(n, {});
+    return finish(s, n);
+  }
+  template <class Rep, class Period>
+  result<message_type, E> wait_for(std::chrono::duration<Rep, Period> d) {
+    node_type* n = nullptr;
+    const auto s = core_.take(n, {ump::detail::clock::now() +
+                                  std::chrono::duration_cast<ump::detail::clock::duration>(d)});
+    if (s == ump::detail::poll_status::empty) return error<E>(errc::timed_out);
+    return finish(s, n);
+  }
+  result<std::optional<message_type>, E> try_wait() {
+    node_type* n = nullptr;
+    const auto s = core_.try_take(n);
+    if (s == ump::detail::poll_status::empty) return std::optional<message_type>{};
+    if (s == ump::detail::poll_status::no_clients) return clients_gone();
+    return std::optional<message_type>(*convert(n));
+  }
+  template <scheduler Sched = inline_scheduler>
+  ump::detail::server_awaiter<server, Sched> async_wait(Sched sched = {}) {
+    return {*this, std::move(sched)};
+  }
+  [[nodiscard]] bool empty() const noexcept { return core_.state()->empty(); }
+  [[nodiscard]] std::size_t queued() const noexcept { return core_.state()->queued(); }
+
+ private:
+  template <class, class>
+  friend class ump::detail::server_awaiter;
+  template <class P2, class S2, class R2, class E2>
+  friend std::pair<server<P2, S2, R2, E2>, client<P2, S2, R2, E2>> channel(channel_options);
+
+  explicit server(typename core_type::state_type* st) noexcept : core_(st) {}
+  core_type& core() noexcept { return core_; }
+  static error<E> clients_gone() noexcept { return error<E>(errc::clients_disappeared); }
+  result<message_type, E> finish(ump::detail::poll_status s, node_type* n) {
+    if (s == ump::detail::poll_status::no_clients) return clients_gone();
+    return convert(n);
+  }
+  result<message_type, E> convert(node_type* n) {
+    if (n->is_post_) {
+      ump::detail::scope_exit give_back([&]() noexcept { core_.recycle(n); });
+      return core_.unpack(n, [](detail::node_message<P, S>&& m) {
+        return message_type(std::move(*std::get_if<0>(&m)));
+      });
+    }
+    reply_context<R, E> ctx = core_.context_for(n);
+    return core_.unpack(n, [&](detail::node_message<P, S>&& m) {
+      return message_type(request<P, S, R, E>{std::move(*std::get_if<1>(&m)), std::move(ctx)});
+    });
+  }
+  core_type core_;
+};
+
+// Effect: makes a linked ng server and client (see ump::channel).
+template <class P, class S, class R, class E = void>
+std::pair<server<P, S, R, E>, client<P, S, R, E>> channel(channel_options opts = {}) {
+  auto* st = new typename server<P, S, R, E>::core_type::state_type(opts);
+  server<P, S, R, E> srv(st);
+  return {std::move(srv), client<P, S, R, E>(st)};
+}
+
+}  // namespace ump::ng

@@ -1,0 +1,27 @@
+// ump/options.hpp — per-channel tuning: how long a waiting thread spins before it parks.
+//
+// A waiter (a client blocked in req()/wait(), or a server blocked in wait()) first spins on
+// the word it waits for, then parks in the kernel (futex). Spinning is what makes a round
+// trip cost well under a microsecond; parking is what makes an idle server cost no CPU. The
+// default budget was chosen by the experiment recorded in BENCHMARKS.md ("Spin budget").
+// Coroutine waits never spin: they register a waiter and suspend at once.
+#pragma once
+
+#include <chrono>
+
+namespace ump {
+
+struct wait_options {
+  // Longest time a blocked thread busy-waits before parking. 0 parks at once.
+  std::chrono::nanoseconds spin{std::chrono::microseconds(50)};
+  // Part of `spin` (from its start) spent in pure pause loops; after it the spinner also
+  // yields its core now and then, so that when threads outnumber cores the thread it waits
+  // for can run. Clamped to `spin`.
+  std::chrono::nanoseconds spin_before_yield{std::chrono::microseconds(5)};
+};
+
+struct channel_options {
+  wait_options waiting{};
+};
+
+}  // namespace ump

@@ -1,0 +1,94 @@
+// ump/reply_context.hpp — the server's obligation to answer one request.
+//
+// A reply_context comes with every request the server receives. It must be consumed exactly
+// once: std::move(ctx).reply(r) delivers r, std::move(ctx).fail(e) delivers errc::app_error
+// with e. Destroying it unconsumed delivers errc::no_reply. It is move-only, may be moved to
+// any thread, and stays valid after the server (and every client) is gone: it keeps the
+// channel's shared state alive until it is consumed or destroyed.
+//
+// Memory ordering: everything the replying thread wrote before reply()/fail() is visible to
+// the requester once its wait returns the outcome.
+#pragma once
+
+#include <type_traits>
+#include <utility>
+
+#include "ump/detail/state.hpp"
+#include "ump/result.hpp"
+
+namespace ump {
+
+template <class R, class E = void>
+class reply_context {
+ public:
+  reply_context(reply_context&& o) noexcept
+      : st_(std::exchange(o.st_, nullptr)), cell_(std::exchange(o.cell_, nullptr)) {}
+  reply_context& operator=(reply_context&& o) noexcept {
+    if (this != &o) {
+      finish_unreplied();
+      st_ = std::exchange(o.st_, nullptr);
+      cell_ = std::exchange(o.cell_, nullptr);
+    }
+    return *this;
+  }
+  reply_context(const reply_context&) = delete;
+  reply_context& operator=(const reply_context&) = delete;
+
+  // Effect: delivers `r` to the requester and wakes it. Never blocks.
+  // Errors: errc::origin_disappeared if the requester stopped waiting (r is destroyed).
+  // If moving r into the cell throws, nothing is delivered, the exception propagates and this
+  // context stays live (destroying it then delivers no_reply).
+  result<void, E> reply(R r) && { return deliver(std::move(r)); }
+
+  // Effect: delivers errc::app_error carrying `e`. Same blocking, errors and exception
+  // behaviour as reply(). Only for channels whose E is not void.
+  template <class E2 = E>
+    requires(!std::is_void_v<E2>)
+  result<void, E> fail(E2 e) && {
+    return deliver(error<E>(std::in_place, std::move(e)));
+  }
+
+  // Racy probe: false once the requester has stopped waiting (wait_reply destroyed, timed out,
+  // coroutine destroyed). A false answer is final; a true answer may be stale at once.
+  [[nodiscard]] bool requester_waiting() const noexcept {
+    UMP_ASSERT(cell_ != nullptr, "reply_context used after reply, fail or move");
+    return !cell_->abandoned();
+  }
+
+  // True while this context still owes an answer.
+  [[nodiscard]] bool pending() const noexcept { return cell_ != nullptr; }
+
+  ~reply_context() { finish_unreplied(); }
+
+ private:
+  template <class, class, class>
+  friend class detail::server_core;
+  using cell_type = detail::reply_cell<R, E>;
+
+  reply_context(detail::state_base* st, cell_type* cell) noexcept : st_(st), cell_(cell) {
+    st_->add_ref(detail::state_base::server_group);
+  }
+
+  template <class A>
+  result<void, E> deliver(A&& a) {
+    UMP_ASSERT(cell_ != nullptr, "a reply_context is consumed once: reply or fail after reply, fail or move");
+    const auto r = detail::complete(*st_, *cell_, std::forward<A>(a));
+    cell_ = nullptr;
+    std::exchange(st_, nullptr)->release(detail::state_base::server_group);
+    if (r == detail::publish_result::origin_gone) return error<E>(errc::origin_disappeared);
+    return {};
+  }
+
+  void finish_unreplied() noexcept {
+    if (cell_ != nullptr) {
+      (void)detail::complete(*st_, *cell_, error<E>(errc::no_reply));
+      cell_ = nullptr;
+    }
+    if (st_ != nullptr) std::exchange(st_, nullptr)->release(detail::state_base::server_group);
+  }
+
+  detail::state_base* st_;
+  cell_type* cell_;
+};
+
+}  // namespace ump

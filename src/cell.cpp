@@ -1,0 +1,41 @@
+// Reply-cell slow path: a requester thread waits for its outcome (see ump/detail/cell.hpp).
+#include "ump/detail/cell.hpp"
+
+namespace ump::detail {
+
+bool cell_base::wait_ready(const wait_options& opts, deadline dl) noexcept {
+  constexpr auto empty = static_cast<std::uint32_t>(cell_state::empty);
+  constexpr auto waiting = static_cast<std::uint32_t>(cell_state::waiting_thread);
+  constexpr auto ready = static_cast<std::uint32_t>(cell_state::ready);
+
+  // Phase 1: spin. Any change from `empty` can only be `ready` (only we abandon).
+  if (spin_while_equal(state_, empty, opts, dl) == ready) return true;
+  UMP_TEST_DELAY(wait_before_park);
+
+  // Transition empty → waiting_thread.
+  std::uint32_t expected = empty;
+  // ORDERING: acq_rel on success (the replier's exchange reads it and knows to wake us);
+  // acquire on failure: the failure means `ready`, whose outcome we are about to read.
+  if (!state_.compare_exchange_strong(expected, waiting, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+    UMP_ASSERT(expected == ready, "only the requester abandons its own request");
+    return true;
+  }
+  // Phase 2: park until the replier's exchange moves us off waiting_thread.
+  for (;;) {
+    const bool in_time = park_while_equal(state_, waiting, dl);
+    // ORDERING: acquire, pairs with publish()'s exchange.
+    if (state_.load(std::memory_order_acquire) == ready) return true;
+    if (!in_time || dl.passed()) {
+      // Transition waiting_thread → abandoned, unless the outcome just arrived.
+      expected = waiting;
+      // ORDERING: acq_rel; on failure (ready) acquire makes the outcome visible.
+      if (state_.compare_exchange_strong(expected, static_cast<std::uint32_t>(cell_state::abandoned),
+                                         std::memory_order_acq_rel, std::memory_order_acquire))
+        return false;
+      return true;
+    }
+  }
+}
+
+}  // namespace ump::detail

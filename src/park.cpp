@@ -1,0 +1,101 @@
+// Spin-then-park slow paths (see ump/detail/park.hpp).
+#include "ump/detail/park.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <ctime>
+#include <thread>
+
+#include "ump/detail/config.hpp"
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace ump::detail {
+namespace {
+
+std::atomic<std::uint64_t> g_parks{0};
+std::atomic<std::uint64_t> g_wakes{0};
+
+#if defined(__linux__)
+// std::atomic<uint32_t> is a plain 32-bit word on Linux targets: the futex works on it.
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+std::uint32_t* futex_addr(const std::atomic<std::uint32_t>& w) noexcept {
+  return reinterpret_cast<std::uint32_t*>(const_cast<std::atomic<std::uint32_t>*>(&w));
+}
+#endif
+
+}  // namespace
+
+std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+                               const wait_options& opts, deadline dl) noexcept {
+  if (opts.spin.count() <= 0) return value;
+  const clock::time_point start = clock::now();
+  clock::time_point end = start + opts.spin;
+  if (end > dl.at) end = dl.at;
+  const clock::time_point yield_from = start + opts.spin_before_yield;
+  // The clock is read every 64 pauses (a pause is tens of ns): cheap next to a round trip.
+  for (unsigned i = 1;; ++i) {
+    // ORDERING: acquire, pairs with the RMW that moves `word` away from `value`.
+    const std::uint32_t v = word.load(std::memory_order_acquire);
+    if (v != value) return v;
+    cpu_relax();
+    if ((i & 63) == 0) {
+      const clock::time_point now = clock::now();
+      if (now >= end) return value;
+      // Past the pure-spin part, give the core away now and then: when threads outnumber
+      // cores, the thread we wait for may be waiting for our core.
+      if (now >= yield_from && (i & 255) == 0) std::this_thread::yield();
+    }
+  }
+}
+
+bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+                      deadline dl) noexcept {
+  g_parks.fetch_add(1, std::memory_order_relaxed);
+#if defined(__linux__)
+  if (dl.none()) {
+    syscall(SYS_futex, futex_addr(word), FUTEX_WAIT_PRIVATE, value, nullptr, nullptr, 0);
+    return true;
+  }
+  const auto left = dl.at - clock::now();
+  if (left <= clock::duration::zero()) return false;
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000);
+  const long rc = syscall(SYS_futex, futex_addr(word), FUTEX_WAIT_PRIVATE, value, &ts, nullptr, 0);
+  if (rc == -1 && errno == ETIMEDOUT) return false;
+  return true;
+#else
+  // Portable fallback: std::atomic::wait has no deadline, so poll with short sleeps then.
+  if (dl.none()) {
+    word.wait(value, std::memory_order_acquire);
+    return true;
+  }
+  while (word.load(std::memory_order_acquire) == value) {
+    if (dl.passed()) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  return true;
+#endif
+}
+
+void unpark_all(const std::atomic<std::uint32_t>& word) noexcept {
+  g_wakes.fetch_add(1, std::memory_order_relaxed);
+#if defined(__linux__)
+  syscall(SYS_futex, futex_addr(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#else
+  const_cast<std::atomic<std::uint32_t>&>(word).notify_all();
+#endif
+}
+
+park_stats read_park_stats() noexcept {
+  return {g_parks.load(std::memory_order_relaxed), g_wakes.load(std::memory_order_relaxed)};
+}
+
+}  // namespace ump::detail

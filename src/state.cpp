@@ -1,0 +1,98 @@
+// Shared-state slow paths: the server's blocking take, close/drain, waking (see state.hpp).
+#include "ump/detail/state.hpp"
+
+#include <thread>
+
+namespace ump::detail {
+
+state_base::state_base(const channel_options& o) : opts_(o.waiting), queue_(), ctok_(queue_) {
+  if (opts_.spin_before_yield > opts_.spin) opts_.spin_before_yield = opts_.spin;
+}
+
+state_base::~state_base() = default;
+
+void state_base::release_group() noexcept {
+  // ORDERING: acq_rel; the second group to finish sees everything the first one did.
+  if (groups_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+void state_base::wait_for_announced() noexcept {
+  // A sender has counted its message but not enqueued it yet: a window of a few dozen
+  // instructions, unless that thread was preempted inside it. Pause first, then yield so a
+  // preempted sender on our core can finish.
+  static thread_local unsigned spins = 0;
+  if (++spins < 128) {
+    cpu_relax();
+  } else {
+    spins = 0;
+    std::this_thread::yield();
+  }
+}
+
+void state_base::wake_server() noexcept {
+  // Claim the wake: exactly one waker sees a parked flag it clears.
+  // ORDERING: acq_rel; acquire reads server_waiter_ (published by register_server_waiter's
+  // release CAS, carried through the RMW chain on ctl_).
+  const std::uint32_t prev = ctl_.fetch_and(~parked_any, std::memory_order_acq_rel);
+  UMP_TEST_DELAY(wake_before_notify);
+  if (prev & parked_thread) {
+    unpark_all(ctl_);
+  } else if (prev & parked_async) {
+    const async_waiter w = server_waiter_;
+    w();
+  }
+}
+
+poll_status state_base::take(cell_base*& out, deadline dl) noexcept {
+  for (;;) {
+    const std::uint32_t c = ctl_.load(std::memory_order_acquire);
+    if (count(c) > 0) {
+      out = take_announced();
+      return poll_status::got;
+    }
+    if (c & no_clients) return poll_status::no_clients;
+    if (dl.passed()) return poll_status::empty;
+    // Nothing yet: spin while ctl_ is unchanged (any change is an event).
+    if (spin_while_equal(ctl_, c, opts_, dl) != c) continue;
+    UMP_TEST_DELAY(server_before_park);
+    std::uint32_t expected = c;
+    // ORDERING: acq_rel; a sender's fetch_add that follows sees parked_thread and wakes us.
+    if (!ctl_.compare_exchange_strong(expected, c | parked_thread, std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      continue;
+    const bool in_time = park_while_equal(ctl_, c | parked_thread, dl);
+    // Unpark ourselves: a waker may or may not have cleared the flag already; a second
+    // futex wake from a late waker is harmless.
+    // ORDERING: acq_rel, ordered with wake_server()'s claim.
+    ctl_.fetch_and(~parked_thread, std::memory_order_acq_rel);
+    if (!in_time) {
+      // One last look, so a message that raced the deadline is not left waiting.
+      const std::uint32_t after = ctl_.load(std::memory_order_acquire);
+      if (count(after) > 0) {
+        out = take_announced();
+        return poll_status::got;
+      }
+      return (after & no_clients) ? poll_status::no_clients : poll_status::empty;
+    }
+  }
+}
+
+void state_base::close() noexcept {
+  // ORDERING: acq_rel; totally ordered with every send()'s fetch_add (see state.hpp).
+  ctl_.fetch_or(closed, std::memory_order_acq_rel);
+  for (;;) {
+    // ORDERING: acquire, pairs with send()'s fetch_add.
+    const std::uint32_t c = ctl_.load(std::memory_order_acquire);
+    if (count(c) == 0) break;
+    cell_base* n = nullptr;
+    if (queue_.try_dequeue(ctok_, n)) {
+      ctl_.fetch_sub(one, std::memory_order_acq_rel);
+      fail_queued(n);
+    } else {
+      // Announced but not enqueued yet, or a rejected sender about to undo its count.
+      wait_for_announced();
+    }
+  }
+}
+
+}  // namespace ump::detail
