@@ -1,0 +1,1119 @@
+// bench/baselines.hpp - benchmark harness pieces that do not depend on ump.
+//
+// What is here
+//   * floors: two threads ping-ponging one 32-bit word by pure spinning, by
+//     std::atomic::wait/notify_one, and by raw futex calls. They bound what any
+//     request/reply channel can do on this machine.
+//   * baselines: request/reply servers built the way people usually build them
+//     (mutex+condvar+promise, moodycamel+promise, moodycamel+atomic reply slot)
+//     and post (fire-and-forget) servers, all with one uint64_t payload and the
+//     reply request + 1.
+//   * workload drivers (rtt, rtt_idle, contended, pipelined, post) written once
+//     against small implementation concepts, so an adapter for ump registers the
+//     very same workloads under the same names: `<workload>/<impl>[/param:N]`.
+//   * measurement helpers: latency percentiles, allocations per request.
+//
+// Implementation concepts (checked by the concepts below)
+//   request/reply impl `I`:
+//     I()                         starts the server thread; never inside a timed region
+//     ~I()                        stops and joins it; every accepted request is answered
+//     I::client                   one per client thread, made by `impl.make_client()` on
+//                                 the thread that uses it
+//     client.call(x) -> uint64_t  one blocking round trip; must return x + 1
+//   pipelining impl (additionally):
+//     I::client::handle           caller-owned storage for one in-flight request; it must
+//                                 not move while the request is in flight
+//     client.send(handle&, x), client.wait(handle&) -> uint64_t
+//   post impl `P`:
+//     P::producer, impl.make_producer(), producer.post(x)   (x != post_stop_value)
+//     impl.consumed() -> uint64_t  messages the consumer has finished with so far
+//
+// Every server thread is started in the implementation's constructor, which the
+// drivers run before the timed loop, and joined in its destructor, after it.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <concurrentqueue/blockingconcurrentqueue.h>
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace ump_bench {
+
+// Our own constant: clang 14 with libstdc++ lacks hardware_destructive_interference_size.
+inline constexpr std::size_t cache_line_size = 64;
+
+using bench_clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------
+// Allocation counting. Global operator new/delete are replaced in exactly one
+// translation unit, bench/alloc_counter.cpp; these read its counters. Counts are
+// process-wide (every thread), so a server's allocations count too.
+// ---------------------------------------------------------------------------
+[[nodiscard]] std::uint64_t alloc_count() noexcept;
+[[nodiscard]] std::uint64_t free_count() noexcept;
+
+// Reports `allocs_per_req` = allocations between construction and report() / requests.
+class alloc_meter {
+public:
+    alloc_meter() noexcept : start_{alloc_count()} {}
+
+    void report(benchmark::State& state, std::int64_t requests) const {
+        const std::uint64_t allocs = alloc_count() - start_;  // read before the map insert allocates
+        state.counters["allocs_per_req"] =
+            requests > 0 ? static_cast<double>(allocs) / static_cast<double>(requests) : 0.0;
+    }
+
+private:
+    std::uint64_t start_;
+};
+
+// ---------------------------------------------------------------------------
+// Small helpers.
+// ---------------------------------------------------------------------------
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
+
+// Busy-waits (never sleeps) until `deadline`, so the thread stays on its CPU and a
+// peer that went idle meanwhile really has to be woken.
+inline void spin_until(bench_clock::time_point deadline) noexcept {
+    while (bench_clock::now() < deadline) {
+        for (int i = 0; i < 16; ++i) cpu_relax();
+    }
+}
+
+// Raw futex calls on a std::atomic<uint32_t> (same size and representation).
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+    // Returns at once (EAGAIN) if word != expected; spurious returns are allowed.
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
+              nullptr, nullptr, 0);
+}
+
+inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+              nullptr, 0);
+}
+
+// Latency percentiles from individually timed operations. Storage is reserved up
+// front so recording never allocates inside a timed loop; samples beyond the
+// capacity are dropped.
+class latency_recorder {
+public:
+    explicit latency_recorder(std::size_t capacity) { samples_.reserve(std::max<std::size_t>(capacity, 1)); }
+
+    void record(bench_clock::duration d) noexcept {
+        if (samples_.size() < samples_.capacity()) samples_.push_back(d.count());
+    }
+
+    // Sets counters <prefix>p50_ns and <prefix>p99_ns (nearest-rank percentiles).
+    void report(benchmark::State& state, const std::string& prefix = "") {
+        if (samples_.empty()) return;
+        state.counters[prefix + "p50_ns"] = percentile_ns(0.50);
+        state.counters[prefix + "p99_ns"] = percentile_ns(0.99);
+    }
+
+private:
+    double percentile_ns(double q) {
+        const auto n = samples_.size();
+        auto rank = static_cast<std::size_t>(q * static_cast<double>(n) + 0.999999);
+        rank = std::clamp<std::size_t>(rank, 1, n) - 1;
+        std::nth_element(samples_.begin(), samples_.begin() + static_cast<std::ptrdiff_t>(rank), samples_.end());
+        const auto ticks = bench_clock::duration(samples_[rank]);
+        return static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(ticks).count());
+    }
+
+    std::vector<bench_clock::duration::rep> samples_;
+};
+
+// ===========================================================================
+// Floors: one word, two threads. The client stores an odd value, the server
+// answers with value + 1 (even). `call(x)` returns x + (reply - sent) == x + 1,
+// so the drivers can check floors like any other implementation. One client only.
+// ===========================================================================
+
+// (a) Pure spin: both sides burn their CPU. The cost of moving one cache line
+// there and back, plus whatever the hypervisor adds; nothing can be faster.
+class spin_pingpong {
+public:
+    spin_pingpong() : server_{[this] { serve(); }} {}
+    ~spin_pingpong() {
+        // ORDERING: relaxed; published by the release store to word_ below, which the
+        // server acquires before it reads stop_.
+        stop_.store(true, std::memory_order_relaxed);
+        // ORDERING: release; pairs with the server's acquire load of word_ in serve().
+        word_.store(last_reply_ + 1, std::memory_order_release);
+        server_.join();
+    }
+    spin_pingpong(const spin_pingpong&) = delete;
+    spin_pingpong& operator=(const spin_pingpong&) = delete;
+
+    struct client {
+        spin_pingpong* floor;
+        std::uint64_t call(std::uint64_t x) noexcept { return floor->round_trip(x); }
+    };
+    client make_client() noexcept { return client{this}; }
+
+private:
+    std::uint64_t round_trip(std::uint64_t x) noexcept {
+        const std::uint32_t sent = last_reply_ + 1;
+        // ORDERING: release; pairs with the server's acquire load in serve().
+        word_.store(sent, std::memory_order_release);
+        std::uint32_t seen;
+        // ORDERING: acquire; pairs with the server's release store of the reply.
+        while ((seen = word_.load(std::memory_order_acquire)) == sent) cpu_relax();
+        last_reply_ = seen;
+        return x + (seen - sent);
+    }
+
+    void serve() noexcept {
+        std::uint32_t last = 0;
+        for (;;) {
+            std::uint32_t seen;
+            // ORDERING: acquire; pairs with the client's release store in round_trip()
+            // or in the destructor.
+            while ((seen = word_.load(std::memory_order_acquire)) == last) cpu_relax();
+            // ORDERING: relaxed; ordered by the acquire load just above (destructor's store).
+            if (stop_.load(std::memory_order_relaxed)) return;
+            last = seen + 1;
+            // ORDERING: release; pairs with the client's acquire load in round_trip().
+            word_.store(last, std::memory_order_release);
+        }
+    }
+
+    alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
+    alignas(cache_line_size) std::atomic<bool> stop_{false};
+    std::uint32_t last_reply_ = 0;  // client thread only
+    std::thread server_;
+};
+
+// (b) std::atomic<uint32_t>::wait / notify_one. libstdc++ spins briefly inside
+// wait() before it parks on a futex, and notify_one skips the syscall when it
+// knows nobody waits: the "good standard library" floor.
+class atomic_wait_pingpong {
+public:
+    atomic_wait_pingpong() : server_{[this] { serve(); }} {}
+    ~atomic_wait_pingpong() {
+        // ORDERING: relaxed; published by the release store to word_ below.
+        stop_.store(true, std::memory_order_relaxed);
+        // ORDERING: release; pairs with the server's acquire wait/load in serve().
+        word_.store(last_reply_ + 1, std::memory_order_release);
+        word_.notify_one();  // wakes the server's wait() on word_
+        server_.join();
+    }
+    atomic_wait_pingpong(const atomic_wait_pingpong&) = delete;
+    atomic_wait_pingpong& operator=(const atomic_wait_pingpong&) = delete;
+
+    struct client {
+        atomic_wait_pingpong* floor;
+        std::uint64_t call(std::uint64_t x) noexcept { return floor->round_trip(x); }
+    };
+    client make_client() noexcept { return client{this}; }
+
+private:
+    std::uint64_t round_trip(std::uint64_t x) noexcept {
+        const std::uint32_t sent = last_reply_ + 1;
+        // ORDERING: release; pairs with the server's acquire wait/load in serve().
+        word_.store(sent, std::memory_order_release);
+        word_.notify_one();  // partner: the server's word_.wait(last)
+        // ORDERING: acquire; pairs with the server's release store of the reply.
+        word_.wait(sent, std::memory_order_acquire);
+        // ORDERING: acquire; same partner, reads the value wait() saw change.
+        const std::uint32_t seen = word_.load(std::memory_order_acquire);
+        last_reply_ = seen;
+        return x + (seen - sent);
+    }
+
+    void serve() noexcept {
+        std::uint32_t last = 0;
+        for (;;) {
+            // ORDERING: acquire; pairs with the client's release store in round_trip()
+            // or in the destructor.
+            word_.wait(last, std::memory_order_acquire);
+            // ORDERING: acquire; same partner.
+            const std::uint32_t seen = word_.load(std::memory_order_acquire);
+            // ORDERING: relaxed; ordered by the acquire above (destructor's store).
+            if (stop_.load(std::memory_order_relaxed)) return;
+            last = seen + 1;
+            // ORDERING: release; pairs with the client's acquire wait/load in round_trip().
+            word_.store(last, std::memory_order_release);
+            word_.notify_one();  // partner: the client's word_.wait(sent)
+        }
+    }
+
+    alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
+    alignas(cache_line_size) std::atomic<bool> stop_{false};
+    std::uint32_t last_reply_ = 0;  // client thread only
+    std::thread server_;
+};
+
+// (c) Raw futex, no spinning at all: every wait that finds the word unchanged
+// parks, every store is followed by FUTEX_WAKE. The price of a park/wake pair
+// on each side; what a channel pays when its spin budget is exhausted.
+class futex_pingpong {
+public:
+    futex_pingpong() : server_{[this] { serve(); }} {}
+    ~futex_pingpong() {
+        // ORDERING: relaxed; published by the release store to word_ below.
+        stop_.store(true, std::memory_order_relaxed);
+        // ORDERING: release; pairs with the server's acquire load in serve().
+        word_.store(last_reply_ + 1, std::memory_order_release);
+        futex_wake_one(word_);
+        server_.join();
+    }
+    futex_pingpong(const futex_pingpong&) = delete;
+    futex_pingpong& operator=(const futex_pingpong&) = delete;
+
+    struct client {
+        futex_pingpong* floor;
+        std::uint64_t call(std::uint64_t x) noexcept { return floor->round_trip(x); }
+    };
+    client make_client() noexcept { return client{this}; }
+
+private:
+    std::uint64_t round_trip(std::uint64_t x) noexcept {
+        const std::uint32_t sent = last_reply_ + 1;
+        // ORDERING: release; pairs with the server's acquire load in serve().
+        word_.store(sent, std::memory_order_release);
+        futex_wake_one(word_);  // partner: the server's futex_wait(word_, last)
+        std::uint32_t seen;
+        // ORDERING: acquire; pairs with the server's release store of the reply.
+        while ((seen = word_.load(std::memory_order_acquire)) == sent) futex_wait(word_, sent);
+        last_reply_ = seen;
+        return x + (seen - sent);
+    }
+
+    void serve() noexcept {
+        std::uint32_t last = 0;
+        for (;;) {
+            std::uint32_t seen;
+            // ORDERING: acquire; pairs with the client's release store in round_trip()
+            // or in the destructor.
+            while ((seen = word_.load(std::memory_order_acquire)) == last) futex_wait(word_, last);
+            // ORDERING: relaxed; ordered by the acquire load above (destructor's store).
+            if (stop_.load(std::memory_order_relaxed)) return;
+            last = seen + 1;
+            // ORDERING: release; pairs with the client's acquire load in round_trip().
+            word_.store(last, std::memory_order_release);
+            futex_wake_one(word_);  // partner: the client's futex_wait(word_, sent)
+        }
+    }
+
+    alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
+    alignas(cache_line_size) std::atomic<bool> stop_{false};
+    std::uint32_t last_reply_ = 0;  // client thread only
+    std::thread server_;
+};
+
+// ===========================================================================
+// Request/reply baselines.
+// ===========================================================================
+
+// (1) The textbook design: std::deque behind a mutex, a condition variable for
+// the server, and a std::promise per request for the reply (one heap allocation
+// for the shared state, a mutex+condvar or futex inside the future). The server
+// swaps the whole queue out under the lock and answers outside it, so it takes
+// the lock once per burst rather than once per request: the common, fair way to
+// write it, not a straw man.
+class mutex_condvar_promise {
+    struct request {
+        std::uint64_t value;
+        std::promise<std::uint64_t>* reply;
+    };
+
+public:
+    mutex_condvar_promise() : server_{[this] { serve(); }} {}
+    ~mutex_condvar_promise() {
+        {
+            std::lock_guard lock{mutex_};
+            stop_ = true;
+        }
+        ready_.notify_one();
+        server_.join();
+    }
+    mutex_condvar_promise(const mutex_condvar_promise&) = delete;
+    mutex_condvar_promise& operator=(const mutex_condvar_promise&) = delete;
+
+    class client {
+    public:
+        struct handle {
+            std::promise<std::uint64_t> promise;
+            std::future<std::uint64_t> future;
+        };
+
+        explicit client(mutex_condvar_promise& impl) noexcept : impl_{&impl} {}
+
+        std::uint64_t call(std::uint64_t x) {
+            std::promise<std::uint64_t> promise;
+            auto future = promise.get_future();
+            impl_->push({x, &promise});
+            return future.get();
+        }
+        void send(handle& h, std::uint64_t x) {
+            h.promise = std::promise<std::uint64_t>{};
+            h.future = h.promise.get_future();
+            impl_->push({x, &h.promise});
+        }
+        std::uint64_t wait(handle& h) { return h.future.get(); }
+
+    private:
+        mutex_condvar_promise* impl_;
+    };
+    client make_client() noexcept { return client{*this}; }
+
+private:
+    void push(request r) {
+        {
+            std::lock_guard lock{mutex_};
+            queue_.push_back(r);
+        }
+        ready_.notify_one();  // cheap in glibc when nobody waits
+    }
+
+    void serve() {
+        std::deque<request> batch;
+        for (;;) {
+            {
+                std::unique_lock lock{mutex_};
+                ready_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+                if (queue_.empty()) return;  // stop requested and nothing left to answer
+                batch.swap(queue_);
+            }
+            for (const request& r : batch) r.reply->set_value(r.value + 1);
+            batch.clear();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<request> queue_;
+    bool stop_ = false;
+    std::thread server_;
+};
+
+// (2) Swap the queue for moodycamel's lock-free BlockingConcurrentQueue (its
+// semaphore spins ~10k times before it parks), keep std::promise for the reply:
+// what "use a faster queue" gets you when the reply path stays generic. Clients
+// hold a ProducerToken and the server a ConsumerToken and dequeues in bulk, as
+// moodycamel recommends for speed.
+class moodycamel_promise {
+    struct request {
+        std::uint64_t value;
+        std::promise<std::uint64_t>* reply;  // nullptr: stop sentinel
+    };
+
+public:
+    moodycamel_promise() : server_{[this] { serve(); }} {}
+    ~moodycamel_promise() {
+        // Every client has its reply by now, so the sentinel is the last item even
+        // though moodycamel does not order items from different producers.
+        queue_.enqueue(request{0, nullptr});
+        server_.join();
+    }
+    moodycamel_promise(const moodycamel_promise&) = delete;
+    moodycamel_promise& operator=(const moodycamel_promise&) = delete;
+
+    class client {
+    public:
+        struct handle {
+            std::promise<std::uint64_t> promise;
+            std::future<std::uint64_t> future;
+        };
+
+        explicit client(moodycamel_promise& impl) : impl_{&impl}, token_{impl.queue_} {}
+
+        std::uint64_t call(std::uint64_t x) {
+            std::promise<std::uint64_t> promise;
+            auto future = promise.get_future();
+            impl_->queue_.enqueue(token_, request{x, &promise});
+            return future.get();
+        }
+        void send(handle& h, std::uint64_t x) {
+            h.promise = std::promise<std::uint64_t>{};
+            h.future = h.promise.get_future();
+            impl_->queue_.enqueue(token_, request{x, &h.promise});
+        }
+        std::uint64_t wait(handle& h) { return h.future.get(); }
+
+    private:
+        moodycamel_promise* impl_;
+        moodycamel::ProducerToken token_;
+    };
+    client make_client() { return client{*this}; }
+
+private:
+    void serve() {
+        moodycamel::ConsumerToken token{queue_};
+        std::array<request, 64> batch;
+        for (;;) {
+            const std::size_t n = queue_.wait_dequeue_bulk(token, batch.begin(), batch.size());
+            bool stop = false;
+            for (std::size_t i = 0; i < n; ++i) {
+                if (batch[i].reply == nullptr) {
+                    stop = true;
+                } else {
+                    batch[i].reply->set_value(batch[i].value + 1);
+                }
+            }
+            if (stop) return;
+        }
+    }
+
+    moodycamel::BlockingConcurrentQueue<request> queue_;
+    std::thread server_;
+};
+
+// (3) The fastest thing a careful engineer writes by hand on top of moodycamel:
+// the non-blocking ConcurrentQueue carries a pointer to a per-request, cache-line
+// sized reply slot that the client owns, the server writes the reply there and
+// flips a flag, the client spins (then yields) on the flag. No allocation, no
+// syscall on the reply path. Clients never park: the slot has no wake mechanism,
+// which is exactly the corner this design cuts.
+//
+// The plain ConcurrentQueue cannot block, so the server polls: it spins for
+// server_spin, yields until server_idle, then parks on an atomic flag that
+// clients check after each enqueue (Dekker-style, a seq_cst fence on both sides).
+// The budgets are below the 50 us pause of rtt_idle on purpose, so rtt_idle shows
+// the parked-server path; a server that never parks would burn one of the two
+// vCPUs for good. The client's spin is short (2 us, about 10 unloaded round trips)
+// because on 2 vCPUs the scheduler may put the woken server on the client's CPU:
+// a long spin then delays the very reply it waits for by the whole spin (seen
+// here: 20-30 us round trips with a 20 us spin while another process loaded the
+// machine; on a quiet machine 2 us and 20 us measure the same).
+class moodycamel_atomic_slot {
+public:
+    static constexpr auto server_spin = std::chrono::microseconds{10};
+    static constexpr auto server_idle = std::chrono::microseconds{25};
+    static constexpr auto client_spin = std::chrono::microseconds{2};
+
+    struct alignas(cache_line_size) slot {
+        std::atomic<std::uint32_t> ready{0};
+        std::uint64_t value = 0;
+        std::uint64_t reply = 0;
+    };
+    static_assert(sizeof(slot) == cache_line_size);
+
+    moodycamel_atomic_slot() : server_{[this] { serve(); }} {}
+    ~moodycamel_atomic_slot() {
+        // ORDERING: relaxed; the seq_cst fence in wake_server() orders it before the
+        // load of sleeping_, and the server's fence before its load of stop_.
+        stop_.store(true, std::memory_order_relaxed);
+        wake_server();
+        server_.join();
+    }
+    moodycamel_atomic_slot(const moodycamel_atomic_slot&) = delete;
+    moodycamel_atomic_slot& operator=(const moodycamel_atomic_slot&) = delete;
+
+    class client {
+    public:
+        using handle = slot;
+
+        explicit client(moodycamel_atomic_slot& impl) : impl_{&impl}, token_{impl.queue_} {}
+
+        std::uint64_t call(std::uint64_t x) {
+            send(slot_, x);
+            return wait(slot_);
+        }
+        void send(handle& h, std::uint64_t x) {
+            h.value = x;
+            // ORDERING: relaxed; published to the server by the enqueue (release inside
+            // moodycamel), which the server's dequeue acquires.
+            h.ready.store(0, std::memory_order_relaxed);
+            impl_->queue_.enqueue(token_, &h);
+            impl_->wake_server();
+        }
+        std::uint64_t wait(handle& h) {
+            // ORDERING (all loads): acquire; pairs with the server's release store of
+            // ready in serve(), making h.reply visible. The clock is read only once
+            // the first short spin has failed, to keep it off the fast path.
+            auto spin_end = bench_clock::time_point::min();
+            for (;;) {
+                for (int i = 0; i < 16; ++i) {
+                    if (h.ready.load(std::memory_order_acquire) != 0) return h.reply;
+                    cpu_relax();
+                }
+                const auto now = bench_clock::now();
+                if (spin_end == bench_clock::time_point::min()) {
+                    spin_end = now + client_spin;
+                } else if (now >= spin_end) {
+                    break;
+                }
+            }
+            while (h.ready.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+            return h.reply;
+        }
+
+    private:
+        moodycamel_atomic_slot* impl_;
+        moodycamel::ProducerToken token_;
+        slot slot_;
+    };
+    client make_client() { return client{*this}; }
+
+private:
+    void wake_server() {
+        // ORDERING: seq_cst fence; partner is the fence in serve() between the store
+        // of sleeping_ and the re-poll of the queue. Either the server's re-poll sees
+        // our enqueue (or stop_), or this load sees sleeping_ == 1.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // ORDERING: relaxed; the fence above does the ordering.
+        if (sleeping_.load(std::memory_order_relaxed) != 0 &&
+            // ORDERING: relaxed; only one waker needs to notify; the wait() partner
+            // re-polls the queue, which carries the data.
+            sleeping_.exchange(0, std::memory_order_relaxed) != 0) {
+            sleeping_.notify_one();  // partner: sleeping_.wait(1) in serve()
+        }
+    }
+
+    std::size_t answer(moodycamel::ConsumerToken& token, std::array<slot*, 64>& batch) {
+        const std::size_t n = queue_.try_dequeue_bulk(token, batch.begin(), batch.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            slot* s = batch[i];
+            s->reply = s->value + 1;
+            // ORDERING: release; pairs with the client's acquire load in wait().
+            s->ready.store(1, std::memory_order_release);
+        }
+        return n;
+    }
+
+    void serve() {
+        moodycamel::ConsumerToken token{queue_};
+        std::array<slot*, 64> batch;
+        for (;;) {
+            if (answer(token, batch) != 0) continue;
+            // Idle: spin, then yield, then park.
+            const auto idle_start = bench_clock::now();
+            bool got_work = false;
+            for (auto now = idle_start; !got_work && now - idle_start < server_idle;
+                 now = bench_clock::now()) {
+                for (int i = 0; i < 16 && !got_work; ++i) {
+                    got_work = answer(token, batch) != 0;
+                    if (now - idle_start < server_spin) {
+                        cpu_relax();
+                    } else {
+                        std::this_thread::yield();
+                    }
+                }
+                // ORDERING: relaxed; stop_ is only a hint here, the park path below
+                // re-checks it after the fence.
+                if (stop_.load(std::memory_order_relaxed)) break;
+            }
+            if (got_work) continue;
+            // ORDERING: relaxed; ordered before the re-poll by the fence below.
+            sleeping_.store(1, std::memory_order_relaxed);
+            // ORDERING: seq_cst fence; partner is the fence in wake_server().
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (answer(token, batch) != 0) {
+                // ORDERING: relaxed; nobody needs to see it, it only saves wakers a syscall.
+                sleeping_.store(0, std::memory_order_relaxed);
+                continue;
+            }
+            // ORDERING: relaxed; after the fence, see wake_server().
+            if (stop_.load(std::memory_order_relaxed)) return;  // clients are gone, queue empty
+            // ORDERING: relaxed is enough: the queue, re-polled at the top, carries the data.
+            sleeping_.wait(1, std::memory_order_relaxed);  // partner: notify_one in wake_server()
+        }
+    }
+
+    moodycamel::ConcurrentQueue<slot*> queue_;
+    alignas(cache_line_size) std::atomic<std::uint32_t> sleeping_{0};
+    alignas(cache_line_size) std::atomic<bool> stop_{false};
+    std::thread server_;
+};
+
+// ===========================================================================
+// Post (fire-and-forget) baselines: N producers, one consumer that blocks when
+// the queue is empty. The value post_stop_value is reserved as the stop sentinel.
+// ===========================================================================
+inline constexpr std::uint64_t post_stop_value = ~std::uint64_t{0};
+
+// moodycamel BlockingConcurrentQueue, a ProducerToken per producer, bulk
+// wait_dequeue on the consumer: the queue used at its best.
+class moodycamel_post {
+public:
+    moodycamel_post() : consumer_{[this] { consume(); }} {}
+    ~moodycamel_post() {
+        queue_.enqueue(post_stop_value);  // producers are done: nothing follows it
+        consumer_.join();
+    }
+    moodycamel_post(const moodycamel_post&) = delete;
+    moodycamel_post& operator=(const moodycamel_post&) = delete;
+
+    class producer {
+    public:
+        explicit producer(moodycamel_post& impl) : impl_{&impl}, token_{impl.queue_} {}
+        void post(std::uint64_t x) { impl_->queue_.enqueue(token_, x); }
+
+    private:
+        moodycamel_post* impl_;
+        moodycamel::ProducerToken token_;
+    };
+    producer make_producer() { return producer{*this}; }
+
+    // ORDERING: acquire; pairs with the release store in consume().
+    std::uint64_t consumed() const noexcept { return consumed_.load(std::memory_order_acquire); }
+
+private:
+    void consume() {
+        moodycamel::ConsumerToken token{queue_};
+        std::array<std::uint64_t, 256> batch;
+        std::uint64_t count = 0;
+        std::uint64_t checksum = 0;
+        for (bool stop = false; !stop;) {
+            const std::size_t n = queue_.wait_dequeue_bulk(token, batch.begin(), batch.size());
+            for (std::size_t i = 0; i < n; ++i) {
+                if (batch[i] == post_stop_value) {
+                    stop = true;
+                } else {
+                    checksum += batch[i];
+                    ++count;
+                }
+            }
+            // ORDERING: release; pairs with the acquire load in consumed().
+            consumed_.store(count, std::memory_order_release);
+        }
+        benchmark::DoNotOptimize(checksum);
+    }
+
+    moodycamel::BlockingConcurrentQueue<std::uint64_t> queue_;
+    alignas(cache_line_size) std::atomic<std::uint64_t> consumed_{0};
+    std::thread consumer_;
+};
+
+// The same with a mutex, a condvar and a std::deque; the consumer swaps the
+// whole queue out per wake-up.
+class mutex_condvar_post {
+public:
+    mutex_condvar_post() : consumer_{[this] { consume(); }} {}
+    ~mutex_condvar_post() {
+        {
+            std::lock_guard lock{mutex_};
+            stop_ = true;
+        }
+        ready_.notify_one();
+        consumer_.join();
+    }
+    mutex_condvar_post(const mutex_condvar_post&) = delete;
+    mutex_condvar_post& operator=(const mutex_condvar_post&) = delete;
+
+    class producer {
+    public:
+        explicit producer(mutex_condvar_post& impl) noexcept : impl_{&impl} {}
+        void post(std::uint64_t x) {
+            {
+                std::lock_guard lock{impl_->mutex_};
+                impl_->queue_.push_back(x);
+            }
+            impl_->ready_.notify_one();
+        }
+
+    private:
+        mutex_condvar_post* impl_;
+    };
+    producer make_producer() noexcept { return producer{*this}; }
+
+    // ORDERING: acquire; pairs with the release store in consume().
+    std::uint64_t consumed() const noexcept { return consumed_.load(std::memory_order_acquire); }
+
+private:
+    void consume() {
+        std::deque<std::uint64_t> batch;
+        std::uint64_t count = 0;
+        std::uint64_t checksum = 0;
+        for (;;) {
+            {
+                std::unique_lock lock{mutex_};
+                ready_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+                if (queue_.empty()) break;
+                batch.swap(queue_);
+            }
+            for (std::uint64_t v : batch) checksum += v;
+            count += batch.size();
+            batch.clear();
+            // ORDERING: release; pairs with the acquire load in consumed().
+            consumed_.store(count, std::memory_order_release);
+        }
+        benchmark::DoNotOptimize(checksum);
+    }
+
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<std::uint64_t> queue_;
+    bool stop_ = false;
+    alignas(cache_line_size) std::atomic<std::uint64_t> consumed_{0};
+    std::thread consumer_;
+};
+
+// ===========================================================================
+// Concepts for the drivers.
+// ===========================================================================
+template <class I>
+concept request_reply_impl = std::default_initializable<I> && requires(I& impl) {
+    { impl.make_client() };
+    { impl.make_client().call(std::uint64_t{}) } -> std::convertible_to<std::uint64_t>;
+};
+
+template <class I>
+concept pipelining_impl = request_reply_impl<I> && requires(I& impl) {
+    typename I::client::handle;
+    requires std::default_initializable<typename I::client::handle>;
+    requires requires(typename I::client& c, typename I::client::handle& h) {
+        c.send(h, std::uint64_t{});
+        { c.wait(h) } -> std::convertible_to<std::uint64_t>;
+    };
+};
+
+template <class P>
+concept post_impl = std::default_initializable<P> && requires(P& impl, const P& cimpl) {
+    { impl.make_producer() };
+    impl.make_producer().post(std::uint64_t{});
+    { cimpl.consumed() } -> std::convertible_to<std::uint64_t>;
+};
+
+// ===========================================================================
+// Workload drivers. Each constructs the implementation (starting its server)
+// before the timed loop and destroys it after.
+// ===========================================================================
+inline constexpr int rtt_sample_every = 8;            // 1 round trip in 8 timed individually
+inline constexpr auto idle_pause = std::chrono::microseconds{50};
+inline constexpr std::int64_t idle_iterations = 2000; // ~0.1 s per run, 20 samples above p99
+inline constexpr std::size_t pipeline_depth = 64;
+inline constexpr std::int64_t contended_chunk = 16;   // tickets taken per fetch_sub
+inline constexpr int contended_clients[] = {1, 2, 4, 8};
+inline constexpr int post_producers[] = {1, 2, 4};
+
+// rtt: one client (the benchmark thread), back-to-back round trips. The reported
+// time is the mean; one round trip in rtt_sample_every is timed on its own for
+// p50/p99, which keeps clock reads out of 7/8 of the loop so the mean stays honest.
+template <request_reply_impl I>
+void run_rtt(benchmark::State& state) {
+    I impl;
+    auto client = impl.make_client();
+    for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);  // warm caches and thread
+    latency_recorder latencies{static_cast<std::size_t>(state.max_iterations / rtt_sample_every) + 1};
+    std::uint64_t x = 1000;
+    std::uint64_t wrong = 0;
+    alloc_meter allocs;
+    for (auto _ : state) {
+        std::uint64_t reply;
+        if (x % rtt_sample_every == 0) {
+            const auto t0 = bench_clock::now();
+            reply = client.call(x);
+            latencies.record(bench_clock::now() - t0);
+        } else {
+            reply = client.call(x);
+        }
+        wrong += reply != x + 1;
+        ++x;
+    }
+    allocs.report(state, state.iterations());
+    latencies.report(state);
+    if (wrong != 0) state.SkipWithError("wrong reply");
+}
+
+// rtt_idle: the client busy-waits idle_pause between requests (spinning on the
+// clock, never sleeping) so that a server with a bounded spin budget has parked
+// and each request pays its wake-up. Manual time: only the round trip is timed.
+template <request_reply_impl I>
+void run_rtt_idle(benchmark::State& state) {
+    I impl;
+    auto client = impl.make_client();
+    for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);
+    latency_recorder latencies{static_cast<std::size_t>(state.max_iterations)};
+    std::uint64_t x = 1000;
+    std::uint64_t wrong = 0;
+    auto next = bench_clock::now() + idle_pause;
+    for (auto _ : state) {
+        spin_until(next);
+        const auto t0 = bench_clock::now();
+        const std::uint64_t reply = client.call(x);
+        const auto t1 = bench_clock::now();
+        state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+        latencies.record(t1 - t0);
+        wrong += reply != x + 1;
+        ++x;
+        next = t1 + idle_pause;
+    }
+    latencies.report(state);
+    if (wrong != 0) state.SkipWithError("wrong reply");
+}
+
+// pipelined: pipeline_depth sends, then as many waits; time per request.
+template <pipelining_impl I>
+void run_pipelined(benchmark::State& state) {
+    I impl;
+    auto client = impl.make_client();
+    std::array<typename I::client::handle, pipeline_depth> handles;
+    for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);
+    std::uint64_t x = 1000;
+    std::uint64_t wrong = 0;
+    alloc_meter allocs;
+    while (state.KeepRunningBatch(pipeline_depth)) {
+        for (std::size_t i = 0; i < pipeline_depth; ++i) client.send(handles[i], x + i);
+        for (std::size_t i = 0; i < pipeline_depth; ++i) wrong += client.wait(handles[i]) != x + i + 1;
+        x += pipeline_depth;
+    }
+    allocs.report(state, state.iterations());
+    state.SetItemsProcessed(state.iterations());
+    if (wrong != 0) state.SkipWithError("wrong reply");
+}
+
+// Runs `body(index)` once on each of n threads created before the timed region
+// and held at a gate; release() opens the gate, wait_all() blocks (parked, no
+// spinning: the machine has two vCPUs) until every body has returned.
+class gated_threads {
+public:
+    template <class Body>
+    gated_threads(int n, Body body) : n_{static_cast<std::uint32_t>(n)} {
+        threads_.reserve(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) {
+            threads_.emplace_back([this, body, i]() mutable {
+                body.prepare(i);
+                // ORDERING: acquire; pairs with the release store in release()/~gated_threads.
+                gate_.wait(closed, std::memory_order_acquire);
+                // ORDERING: acquire; same partner.
+                if (gate_.load(std::memory_order_acquire) == open) body.run(i);
+                // ORDERING: acq_rel; release publishes this body's effects to wait_all(),
+                // acquire is harmless.
+                if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) finished_.notify_one();
+            });
+        }
+    }
+    ~gated_threads() {
+        // ORDERING: relaxed; only reached if release() never ran.
+        if (gate_.load(std::memory_order_relaxed) == closed) {
+            // ORDERING: release; pairs with the acquire wait in the thread body.
+            gate_.store(cancelled, std::memory_order_release);
+            gate_.notify_all();
+        }
+        for (auto& t : threads_) t.join();
+    }
+    gated_threads(const gated_threads&) = delete;
+    gated_threads& operator=(const gated_threads&) = delete;
+
+    void release() noexcept {
+        // ORDERING: release; pairs with the acquire wait in the thread body.
+        gate_.store(open, std::memory_order_release);
+        gate_.notify_all();
+    }
+    void wait_all() noexcept {
+        // ORDERING: acquire; pairs with the acq_rel fetch_add of the last thread.
+        for (std::uint32_t f = finished_.load(std::memory_order_acquire); f != n_;
+             f = finished_.load(std::memory_order_acquire)) {
+            finished_.wait(f, std::memory_order_acquire);
+        }
+    }
+
+private:
+    static constexpr std::uint32_t closed = 0, open = 1, cancelled = 2;
+    std::uint32_t n_;
+    alignas(cache_line_size) std::atomic<std::uint32_t> gate_{closed};
+    alignas(cache_line_size) std::atomic<std::uint32_t> finished_{0};
+    std::vector<std::thread> threads_;
+};
+
+// contended: n client threads, one outstanding request each, sharing one server.
+//
+// Why manual client threads and not Benchmark's ->Threads(n): ->Threads gives
+// every thread the same fixed iteration count, so the run lasts as long as the
+// unluckiest client (on 2 vCPUs with up to 8 clients, a queue or a scheduler
+// that is unfair stretches the run and understates throughput), and the server
+// would have to be started by thread 0 inside the barrier dance. Here the client
+// threads (and their tokens/slots) are created before the timed region, the
+// iterations are a shared pool of tickets taken contended_chunk at a time, and
+// the time is the wall time until the pool is drained: items/s is the aggregate
+// round-trip rate, latency_ns = wall time * n / round trips is the mean round
+// trip seen by one client.
+template <request_reply_impl I>
+void run_contended(benchmark::State& state) {
+    const int n = static_cast<int>(state.range(0));
+    I impl;
+    alignas(cache_line_size) std::atomic<std::int64_t> tickets{0};
+    std::atomic<std::uint64_t> wrong{0};
+
+    struct body_t {
+        I* impl;
+        std::atomic<std::int64_t>* tickets;
+        std::atomic<std::uint64_t>* wrong;
+        std::vector<std::unique_ptr<typename I::client>>* clients;
+        void prepare(int i) {
+            // new-expression from a prvalue: no move needed, clients may be immovable.
+            (*clients)[static_cast<std::size_t>(i)].reset(new typename I::client(impl->make_client()));
+        }
+        void run(int i) {
+            auto& c = *(*clients)[static_cast<std::size_t>(i)];
+            std::uint64_t x = std::uint64_t(i) << 40;
+            std::uint64_t bad = 0;
+            for (;;) {
+                // ORDERING: relaxed; a pure counter, results are published by gated_threads.
+                const std::int64_t left = tickets->fetch_sub(contended_chunk, std::memory_order_relaxed);
+                if (left <= 0) break;
+                for (std::int64_t k = std::min(left, contended_chunk); k > 0; --k, ++x) {
+                    bad += c.call(x) != x + 1;
+                }
+            }
+            // ORDERING: relaxed; read after wait_all(), which acquires.
+            if (bad != 0) wrong->fetch_add(bad, std::memory_order_relaxed);
+        }
+    };
+    // Clients are made on their own threads (tokens, thread-local state) but must be
+    // destroyed before impl; the vector outlives the threads, impl outlives the vector.
+    std::vector<std::unique_ptr<typename I::client>> clients(static_cast<std::size_t>(n));
+    {
+        gated_threads crew{n, body_t{&impl, &tickets, &wrong, &clients}};
+        alloc_meter allocs;
+        bench_clock::duration elapsed{};
+        while (state.KeepRunningBatch(state.max_iterations)) {
+            // ORDERING: relaxed; published by the release in crew.release().
+            tickets.store(state.max_iterations, std::memory_order_relaxed);
+            const auto t0 = bench_clock::now();
+            crew.release();
+            crew.wait_all();
+            elapsed = bench_clock::now() - t0;
+        }
+        allocs.report(state, state.iterations());
+        state.SetItemsProcessed(state.iterations());
+        if (state.iterations() > 0) {
+            state.counters["latency_ns"] =
+                std::chrono::duration<double, std::nano>(elapsed).count() * n /
+                static_cast<double>(state.iterations());
+        }
+    }
+    clients.clear();
+    // ORDERING: relaxed; the client threads have been joined.
+    if (wrong.load(std::memory_order_relaxed) != 0) state.SkipWithError("wrong reply");
+}
+
+// post: n producer threads share the iterations equally and post as fast as they
+// can; the timed region ends when the consumer has consumed every message. The
+// benchmark thread parks while producers run and only polls the consumer's
+// counter (sleeping between polls) for the tail.
+template <post_impl P>
+void run_post(benchmark::State& state) {
+    const int n = static_cast<int>(state.range(0));
+    P impl;
+    std::int64_t quota_each = 0;
+    std::int64_t quota_first = 0;
+
+    struct body_t {
+        P* impl;
+        const std::int64_t* quota_each;
+        const std::int64_t* quota_first;
+        std::vector<std::unique_ptr<typename P::producer>>* producers;
+        void prepare(int i) {
+            (*producers)[static_cast<std::size_t>(i)].reset(new typename P::producer(impl->make_producer()));
+        }
+        void run(int i) {
+            auto& p = *(*producers)[static_cast<std::size_t>(i)];
+            const std::int64_t quota = i == 0 ? *quota_first : *quota_each;
+            std::uint64_t x = std::uint64_t(i) << 40;
+            for (std::int64_t k = 0; k < quota; ++k) p.post(x++);
+        }
+    };
+    std::vector<std::unique_ptr<typename P::producer>> producers(static_cast<std::size_t>(n));
+    {
+        gated_threads crew{n, body_t{&impl, &quota_each, &quota_first, &producers}};
+        alloc_meter allocs;
+        while (state.KeepRunningBatch(state.max_iterations)) {
+            const auto total = static_cast<std::uint64_t>(state.max_iterations);
+            const std::uint64_t target = impl.consumed() + total;
+            quota_each = state.max_iterations / n;  // published by crew.release()
+            quota_first = state.max_iterations - quota_each * (n - 1);
+            crew.release();
+            crew.wait_all();
+            while (impl.consumed() < target) std::this_thread::sleep_for(std::chrono::microseconds{10});
+        }
+        allocs.report(state, state.iterations());
+        state.SetItemsProcessed(state.iterations());
+    }
+    producers.clear();
+}
+
+// ===========================================================================
+// Registration. Names follow `<workload>/<impl>[/<param>:<n>]`; Benchmark appends
+// /real_time, /manual_time or /iterations:N, which tools/bench_report.py strips.
+// Repetitions come from --benchmark_repetitions; with more than one, only the
+// aggregates (mean, median, stddev, cv) are reported.
+// ===========================================================================
+
+// floor/<name> (back-to-back round trip) and rtt_idle/floor_<name>.
+template <request_reply_impl I>
+void register_floor(const std::string& name) {
+    benchmark::RegisterBenchmark(("floor/" + name).c_str(), run_rtt<I>)
+        ->UseRealTime()
+        ->ReportAggregatesOnly(true);
+    benchmark::RegisterBenchmark(("rtt_idle/floor_" + name).c_str(), run_rtt_idle<I>)
+        ->UseManualTime()
+        ->Iterations(idle_iterations)
+        ->ReportAggregatesOnly(true);
+}
+
+struct request_reply_workloads {
+    bool rtt = true;
+    bool rtt_idle = true;
+    bool contended = true;
+    bool pipelined = true;
+};
+
+// rtt/<impl>, rtt_idle/<impl>, contended/<impl>/threads:N, pipelined/<impl>.
+template <request_reply_impl I>
+void register_request_reply(const std::string& impl_name, request_reply_workloads w = {}) {
+    if (w.rtt) {
+        benchmark::RegisterBenchmark(("rtt/" + impl_name).c_str(), run_rtt<I>)
+            ->UseRealTime()
+            ->ReportAggregatesOnly(true);
+    }
+    if (w.rtt_idle) {
+        benchmark::RegisterBenchmark(("rtt_idle/" + impl_name).c_str(), run_rtt_idle<I>)
+            ->UseManualTime()
+            ->Iterations(idle_iterations)
+            ->ReportAggregatesOnly(true);
+    }
+    if (w.contended) {
+        auto* b = benchmark::RegisterBenchmark(("contended/" + impl_name).c_str(), run_contended<I>);
+        b->ArgName("threads")->UseRealTime()->ReportAggregatesOnly(true);
+        for (int n : contended_clients) b->Arg(n);
+    }
+    if constexpr (pipelining_impl<I>) {
+        if (w.pipelined) {
+            benchmark::RegisterBenchmark(("pipelined/" + impl_name).c_str(), run_pipelined<I>)
+                ->UseRealTime()
+                ->ReportAggregatesOnly(true);
+        }
+    }
+}
+
+// post/<impl>/producers:N.
+template <post_impl P>
+void register_post(const std::string& impl_name) {
+    auto* b = benchmark::RegisterBenchmark(("post/" + impl_name).c_str(), run_post<P>);
+    b->ArgName("producers")->UseRealTime()->ReportAggregatesOnly(true);
+    for (int n : post_producers) b->Arg(n);
+}
+
+}  // namespace ump_bench

@@ -1,0 +1,31 @@
+// bench/floors_baselines_bench.cpp - registers the floors and the baselines.
+//
+// Names (Benchmark appends /real_time, /manual_time or /iterations:N):
+//   floor/{spin,atomic_wait,futex}                 two threads ping-ponging one word, ns per round trip
+//   rtt/<impl>                                     one client back-to-back, ns per round trip + p50/p99
+//   rtt_idle/<impl>, rtt_idle/floor_<floor>        client pauses 50 us between requests, p50/p99
+//   contended/<impl>/threads:{1,2,4,8}             items/s = round trips/s, latency_ns per client
+//   pipelined/<impl>                               64 sends then 64 waits, ns per request
+//   post/<impl>/producers:{1,2,4}                  items/s = messages/s
+// ump's adapters register the same workloads under impl "ump" (ump_*_bench.cpp),
+// so tools/bench_report.py pairs rows by workload and parameter.
+#include "baselines.hpp"
+
+namespace {
+
+const bool registered = [] {
+    using namespace ump_bench;
+    register_floor<spin_pingpong>("spin");
+    register_floor<atomic_wait_pingpong>("atomic_wait");
+    register_floor<futex_pingpong>("futex");
+
+    register_request_reply<mutex_condvar_promise>("mutex_condvar_promise");
+    register_request_reply<moodycamel_promise>("moodycamel_promise");
+    register_request_reply<moodycamel_atomic_slot>("moodycamel_atomic_slot");
+
+    register_post<mutex_condvar_post>("mutex_condvar");
+    register_post<moodycamel_post>("moodycamel");
+    return true;
+}();
+
+}  // namespace

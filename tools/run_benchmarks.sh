@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# tools/run_benchmarks.sh - build ump_bench (Release) and regenerate BENCHMARKS.md.
+#
+#   tools/run_benchmarks.sh [extra ump_bench arguments, e.g. --benchmark_filter=rtt]
+#
+# Environment:
+#   UMP_BENCH_REPETITIONS  repetitions per benchmark (default 5); values are medians
+#   UMP_BENCH_BUILD_DIR    build directory (default build-bench)
+#   CXX                    compiler, honoured on the first configure of the build directory
+#
+# Writes bench/results/latest.json (raw Google Benchmark output), BENCHMARKS.md at the
+# repository root, and bench/results/latency_vs_clients.{png,dat,gp}. The suite takes
+# a few minutes with 5 repetitions: the default --benchmark_min_time is 0.2 s per run
+# (set in bench/bench_main.cpp; pass --benchmark_min_time=... to change it).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+repetitions=${UMP_BENCH_REPETITIONS:-5}
+build_dir=${UMP_BENCH_BUILD_DIR:-build-bench}
+results_dir=bench/results
+json="$results_dir/latest.json"
+
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DUMP_BUILD_BENCHMARKS=ON
+cmake --build "$build_dir" --target ump_bench -j "$(nproc)"
+
+exe="$build_dir/bench/ump_bench"
+if [[ ! -x "$exe" ]]; then
+  exe=$(find "$build_dir" -type f -name ump_bench -perm -u+x | head -n 1)
+fi
+[[ -n "$exe" && -x "$exe" ]] || { echo "run_benchmarks: ump_bench not built" >&2; exit 1; }
+
+cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt" | head -n 1)
+compiler=$("${cxx:-c++}" --version 2>/dev/null | head -n 1 || echo "${cxx:-unknown}")
+
+mkdir -p "$results_dir"
+# The console keeps the human-readable table while the run progresses; the file gets
+# JSON (--benchmark_out_format=json: --benchmark_format only sets the console's format).
+# Write to a temporary file first so a failed run keeps the previous results.
+"$exe" \
+  --benchmark_repetitions="$repetitions" \
+  --benchmark_report_aggregates_only=true \
+  --benchmark_out="$json.tmp" \
+  --benchmark_out_format=json \
+  "$@"
+mv "$json.tmp" "$json"
+
+# Flags come from the JSON context (recorded by bench_main.cpp from the CMake build).
+python3 tools/bench_report.py "$json" --compiler "$compiler" --targets
