@@ -31,27 +31,45 @@ std::uint32_t* futex_addr(const std::atomic<std::uint32_t>& w) noexcept {
 
 }  // namespace
 
-std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
-                               const wait_options& opts, deadline dl) noexcept {
-  if (opts.spin.count() <= 0) return value;
+bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts,
+                deadline dl) noexcept {
+  if (opts.spin.count() <= 0) return false;
   const clock::time_point start = clock::now();
   clock::time_point end = start + opts.spin;
   if (end > dl.at) end = dl.at;
   const clock::time_point yield_from = start + opts.spin_before_yield;
-  // The clock is read every 64 pauses (a pause is tens of ns): cheap next to a round trip.
+  // The clock is read every 64 polls (a pause is tens of ns): cheap next to a round trip.
   for (unsigned i = 1;; ++i) {
-    // ORDERING: acquire, pairs with the RMW that moves `word` away from `value`.
-    const std::uint32_t v = word.load(std::memory_order_acquire);
-    if (v != value) return v;
+    if (poll(ctx)) return true;
     cpu_relax();
     if ((i & 63) == 0) {
       const clock::time_point now = clock::now();
-      if (now >= end) return value;
+      if (now >= end) return false;
       // Past the pure-spin part, give the core away now and then: when threads outnumber
       // cores, the thread we wait for may be waiting for our core.
       if (now >= yield_from && (i & 255) == 0) std::this_thread::yield();
     }
   }
+}
+
+namespace {
+struct word_watch {
+  const std::atomic<std::uint32_t>* word;
+  std::uint32_t value;
+  std::uint32_t seen;
+};
+bool word_changed(void* ctx) noexcept {
+  auto* w = static_cast<word_watch*>(ctx);
+  // ORDERING: acquire, pairs with the RMW that moves the word away from `value`.
+  w->seen = w->word->load(std::memory_order_acquire);
+  return w->seen != w->value;
+}
+}  // namespace
+
+std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+                               const wait_options& opts, deadline dl) noexcept {
+  word_watch w{&word, value, value};
+  return spin_until(&word_changed, &w, opts, dl) ? w.seen : value;
 }
 
 bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,

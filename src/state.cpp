@@ -2,6 +2,7 @@
 #include "ump/detail/state.hpp"
 
 #include <thread>
+#include <utility>
 
 namespace ump::detail {
 
@@ -43,17 +44,33 @@ void state_base::wake_server() noexcept {
   }
 }
 
+bool state_base::poll_for_server(void* self) noexcept {
+  auto* st = static_cast<state_base*>(self);
+  if (st->queue_.try_dequeue(st->ctok_, st->spun_)) return true;
+  // Look at ctl_ only now and then: reading it steals its line from the senders.
+  static thread_local unsigned polls = 0;
+  if ((++polls & 255) != 0) return false;
+  // ORDERING: relaxed; a hint to stop spinning, take() re-reads with acquire.
+  return (st->ctl_.load(std::memory_order_relaxed) & no_clients) != 0;
+}
+
 poll_status state_base::take(cell_base*& out, deadline dl) noexcept {
   for (;;) {
-    const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-    if (count(c) > 0) {
-      out = take_announced();
-      return poll_status::got;
-    }
-    if (c & no_clients) return poll_status::no_clients;
+    const poll_status s = try_take(out);
+    if (s != poll_status::empty) return s;
     if (dl.passed()) return poll_status::empty;
-    // Nothing yet: spin while ctl_ is unchanged (any change is an event).
-    if (spin_while_equal(ctl_, c, opts_, dl) != c) continue;
+    // Nothing yet: spin on the queue itself (the hot path never reads ctl_).
+    if (spin_until(&poll_for_server, this, opts_, dl)) {
+      if (spun_ != nullptr) {
+        out = std::exchange(spun_, nullptr);
+        note_taken();
+        return poll_status::got;
+      }
+      continue;  // no_clients hint: re-evaluate
+    }
+    // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
+    const std::uint32_t c = ctl_.load(std::memory_order_acquire);
+    if (pending(c) > 0 || (c & no_clients) != 0) continue;
     UMP_TEST_DELAY(server_before_park);
     std::uint32_t expected = c;
     // ORDERING: acq_rel; a sender's fetch_add that follows sees parked_thread and wakes us.
@@ -67,12 +84,8 @@ poll_status state_base::take(cell_base*& out, deadline dl) noexcept {
     ctl_.fetch_and(~parked_thread, std::memory_order_acq_rel);
     if (!in_time) {
       // One last look, so a message that raced the deadline is not left waiting.
-      const std::uint32_t after = ctl_.load(std::memory_order_acquire);
-      if (count(after) > 0) {
-        out = take_announced();
-        return poll_status::got;
-      }
-      return (after & no_clients) ? poll_status::no_clients : poll_status::empty;
+      const poll_status last = try_take(out);
+      return last;
     }
   }
 }
@@ -83,10 +96,11 @@ void state_base::close() noexcept {
   for (;;) {
     // ORDERING: acquire, pairs with send()'s fetch_add.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-    if (count(c) == 0) break;
+    if (pending(c) == 0) break;
     cell_base* n = nullptr;
     if (queue_.try_dequeue(ctok_, n)) {
-      ctl_.fetch_sub(one, std::memory_order_acq_rel);
+      // ORDERING: relaxed; server thread only.
+      taken_.store(taken_.load(std::memory_order_relaxed) + one, std::memory_order_relaxed);
       fail_queued(n);
     } else {
       // Announced but not enqueued yet, or a rejected sender about to undo its count.

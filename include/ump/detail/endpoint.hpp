@@ -215,7 +215,7 @@ class [[nodiscard]] server_awaiter {
     h_ = h;
     for (;;) {
       const std::uint32_t c = s_->core().state()->load_ctl();
-      if (state_base::count(c) > 0 || (c & state_base::no_clients) != 0) {
+      if (s_->core().state()->pending(c) > 0 || (c & state_base::no_clients) != 0) {
         if ((status_ = s_->core().try_take(node_)) != poll_status::empty) return false;
         continue;
       }
@@ -230,6 +230,16 @@ class [[nodiscard]] server_awaiter {
     using result_type = decltype(s_->convert(node_));
     if (status_ == poll_status::no_clients) return result_type(s_->clients_gone());
     return s_->convert(node_);
+  }
+
+  // For adapters that drive this awaiter without a coroutine (ump/asio.hpp cancellation).
+  // Precondition: await_suspend returned true and withdraw() has not succeeded yet. Returns
+  // true if the waiter was withdrawn before any sender claimed it (the scheduler will never
+  // be called; nothing was taken), false if a wake-up has been or is being delivered.
+  bool withdraw() noexcept {
+    if (!s_->core().state()->unregister_server_waiter()) return false;
+    registered_ = false;
+    return true;
   }
 
  private:

@@ -34,6 +34,11 @@ struct deadline {
 std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
                                const wait_options& opts, deadline dl) noexcept;
 
+// Spins, with the same budget and back-off as spin_while_equal, until poll(ctx) returns true.
+// Returns false if the budget (or `dl`) ran out first.
+bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts,
+                deadline dl) noexcept;
+
 // Sleeps while `word` holds `value`. Returns false if `dl` passed, true otherwise (the word
 // changed, or a wake arrived, or a spurious wake-up: callers re-check their condition).
 bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,

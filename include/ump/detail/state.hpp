@@ -2,9 +2,12 @@
 //
 // Internal. One heap object per channel(), shared by the server, every client, weak client,
 // reply_context and wait_reply. It holds:
-//   * ctl_: the server's word. Flags (closed, parked_thread, parked_async, no_clients) and
-//     the number of announced-but-not-taken messages. Every event the server may wait for
-//     changes ctl_ with one RMW, so the server parks on it with a futex and no wake is lost.
+//   * ctl_: the server's word. Flags (closed, parked_thread, parked_async, no_clients) and a
+//     wrapping count of announced messages. Every event the server may wait for changes ctl_
+//     with one RMW, so the server parks on it with a futex and no wake is lost. The server
+//     never writes the count: it keeps its own count of taken messages (taken_, on its own
+//     cache line), and "pending" is announced − taken. So per message ctl_ sees one RMW (the
+//     sender's) and the server only reads it.
 //   * strong_: number of strong clients. upgrade() is increment-if-not-zero; the drop to
 //     zero sets no_clients in ctl_ (permanently: zero is never left again).
 //   * two reference groups, so that the server's per-request reference traffic (reply
@@ -13,13 +16,12 @@
 //   * the cell pool and the moodycamel queue.
 //
 // Send protocol (any client thread):       Receive protocol (server thread):
-//   prev = ctl_.fetch_add(one)               c = ctl_.load(); count(c) > 0 → dequeue (spin
-//   prev & closed → undo, fail                 until the announced node shows up), then
-//   enqueue node (producer token)              ctl_.fetch_sub(one)
-//   prev & parked → wake_server()            count 0 and no_clients → clients_disappeared
-//                                            else spin, then CAS parked flag in, futex wait
+//   prev = ctl_.fetch_add(one)               c = ctl_.load(); pending(c) > 0 → dequeue (spin
+//   prev & closed → undo, fail                 until the announced node shows up), taken_++
+//   enqueue node (producer token)            pending 0 and no_clients → clients_disappeared
+//   prev & parked → wake_server()            else spin, then CAS parked flag in, futex wait
 // Close (server destroyed): fetch_or(closed), then take and fail every announced node until
-// the count is zero. A sender whose fetch_add precedes closed is counted, so the drain waits
+// nothing is pending. A sender whose fetch_add precedes closed is counted, so the drain waits
 // for its node; a later sender sees closed. Either way the request gets exactly one outcome.
 #pragma once
 
@@ -50,8 +52,15 @@ class state_base {
   static constexpr std::uint32_t parked_async = 4;
   static constexpr std::uint32_t no_clients = 8;
   static constexpr std::uint32_t parked_any = parked_thread | parked_async;
-  static constexpr std::uint32_t one = 16;  // the count lives above the flags
-  static constexpr std::uint32_t count(std::uint32_t c) noexcept { return c / one; }
+  static constexpr std::uint32_t flag_mask = 15;
+  static constexpr std::uint32_t one = 16;  // the announced count lives above the flags
+
+  // Messages announced in `c` and not yet taken by the server. Exact on the server's thread;
+  // a racy estimate elsewhere. Wrapping arithmetic: at most 2^28 - 1 may be pending.
+  [[nodiscard]] std::uint32_t pending(std::uint32_t c) const noexcept {
+    // ORDERING: relaxed; taken_ is written only by the server thread.
+    return ((c & ~flag_mask) - taken_.load(std::memory_order_relaxed)) / one;
+  }
 
   explicit state_base(const channel_options& o);
   state_base(const state_base&) = delete;
@@ -111,7 +120,7 @@ class state_base {
       ctl_.fetch_sub(one, std::memory_order_relaxed);
       return false;
     }
-    UMP_ASSERT(count(prev) + 1 < count(~std::uint32_t{0}), "at most 2^28 - 1 messages may be queued");
+    UMP_ASSERT(pending(prev) + 1 < (~std::uint32_t{0}) / one, "at most 2^28 - 1 messages may be queued");
     UMP_TEST_DELAY(send_after_announce);
     p.lock.lock();
     // moodycamel's enqueue releases the element to the dequeuing consumer.
@@ -123,11 +132,18 @@ class state_base {
   }
 
   // --- receiving (server side) ---------------------------------------------------------------
-  // Non-blocking: a node if one was announced, else empty or no_clients.
+  // Non-blocking: a node if one was announced, else empty or no_clients. Server thread.
+  // The queue is polled first: on the hot path the server never touches ctl_, so the
+  // sender's fetch_add stays on a cache line the sender already owns.
   poll_status try_take(cell_base*& out) noexcept {
+    if (queue_.try_dequeue(ctok_, out)) {
+      // The dequeue (acquire) happens after the sender's announce, so announced ≥ taken.
+      note_taken();
+      return poll_status::got;
+    }
     // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-    if (count(c) > 0) {
+    if (pending(c) > 0) {
       out = take_announced();
       return poll_status::got;
     }
@@ -159,8 +175,8 @@ class state_base {
   void close() noexcept;
 
   // Racy: true when no message is announced.
-  [[nodiscard]] bool empty() const noexcept { return count(ctl_.load(std::memory_order_relaxed)) == 0; }
-  [[nodiscard]] std::uint32_t queued() const noexcept { return count(ctl_.load(std::memory_order_relaxed)); }
+  [[nodiscard]] bool empty() const noexcept { return queued() == 0; }
+  [[nodiscard]] std::uint32_t queued() const noexcept { return pending(ctl_.load(std::memory_order_relaxed)); }
   [[nodiscard]] bool closed_flag() const noexcept { return (ctl_.load(std::memory_order_acquire) & closed) != 0; }
 
   // --- pool ------------------------------------------------------------------------------
@@ -182,16 +198,21 @@ class state_base {
   cell_base* take_announced() noexcept {
     cell_base* c = nullptr;
     while (!queue_.try_dequeue(ctok_, c)) wait_for_announced();
-    // ORDERING: relaxed is enough for the count itself, but acq_rel keeps the RMW chain
-    // (release sequence) on ctl_ intact for senders that read server_waiter_.
-    ctl_.fetch_sub(one, std::memory_order_acq_rel);
+    note_taken();
     return c;
   }
+  void note_taken() noexcept {
+    // ORDERING: relaxed; only the server thread writes taken_ (probes read it racily).
+    taken_.store(taken_.load(std::memory_order_relaxed) + one, std::memory_order_relaxed);
+  }
   void wait_for_announced() noexcept;  // a sender is between announce and enqueue
+  static bool poll_for_server(void* self) noexcept;
   void wake_server() noexcept;
 
   alignas(cache_line_size) std::atomic<std::uint32_t> ctl_{0};
   async_waiter server_waiter_{};
+  alignas(cache_line_size) cell_base* spun_ = nullptr;  // server thread only: found while spinning
+  alignas(cache_line_size) std::atomic<std::uint32_t> taken_{0};        // server thread only
   alignas(cache_line_size) std::atomic<std::uint32_t> server_refs_{1};  // the server
   alignas(cache_line_size) std::atomic<std::uint32_t> client_refs_{1};  // the first client
   std::atomic<std::uint32_t> strong_{1};
