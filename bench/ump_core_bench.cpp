@@ -1,0 +1,217 @@
+// ump workloads for the shared drivers in baselines.hpp (rtt, rtt_idle, contended,
+// pipelined, post), plus ump-only measurements: payload sweep, futex calls per round trip,
+// CPU time of an idle parked server.
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <thread>
+#include <time.h>
+#include <pthread.h>
+
+#include "baselines.hpp"
+#include "ump/detail/park.hpp"
+#include "ump/ng.hpp"
+#include "ump/ump.hpp"
+
+namespace ump_bench {
+namespace {
+
+// One server thread answering x with x + 1 until every client is gone.
+template <class Payload = std::uint64_t>
+class ump_impl {
+ public:
+  using chan_client = ump::client<Payload, Payload>;
+
+  ump_impl() : ump_impl(ump::channel_options{}) {}
+  explicit ump_impl(ump::channel_options opts) {
+    auto [srv, cli] = ump::channel<Payload, Payload>(opts);
+    cli_.emplace(std::move(cli));
+    server_ = std::thread([srv = std::move(srv)]() mutable {
+      while (auto r = srv.wait()) {
+        auto& [msg, ctx] = *r;
+        Payload out = msg;
+        out.front() += 1;
+        (void)std::move(ctx).reply(std::move(out));
+      }
+    });
+  }
+  ump_impl(const ump_impl&) = delete;
+  ump_impl& operator=(const ump_impl&) = delete;
+  ~ump_impl() {
+    cli_.reset();  // the last client: the server's wait() ends with clients_disappeared
+    server_.join();
+  }
+
+  struct client {
+    chan_client c;
+    using handle = std::optional<ump::wait_reply<Payload>>;
+    std::uint64_t call(std::uint64_t x) {
+      Payload p{};
+      p.front() = x;
+      return c.req(std::move(p))->front();
+    }
+    void send(handle& h, std::uint64_t x) {
+      Payload p{};
+      p.front() = x;
+      h.emplace(*c.req_async(std::move(p)));
+    }
+    std::uint64_t wait(handle& h) { return h->wait()->front(); }
+  };
+  client make_client() { return client{*cli_}; }
+
+ private:
+  std::optional<chan_client> cli_;
+  std::thread server_;
+};
+
+using word = std::array<std::uint64_t, 1>;
+struct ump_word : ump_impl<word> {
+  ump_word() = default;
+};
+
+// The spin-budget experiment: the same channel with other budgets (spin_before_yield is
+// kept at min(5 µs, budget)). See BENCHMARKS.md, "Spin budget".
+template <int SpinUs>
+struct ump_spin : ump_impl<word> {
+  static ump::channel_options opts() {
+    ump::channel_options o;
+    o.waiting.spin = std::chrono::microseconds(SpinUs);
+    o.waiting.spin_before_yield = std::chrono::microseconds(SpinUs < 5 ? SpinUs : 5);
+    return o;
+  }
+  ump_spin() : ump_impl<word>(opts()) {}
+};
+
+template <int SpinUs>
+void register_spin_variant() {
+  const std::string name = "ump_spin" + std::to_string(SpinUs) + "us";
+  register_request_reply<ump_spin<SpinUs>>(name, {.rtt = true, .rtt_idle = true, .contended = true, .pipelined = false});
+}
+
+// ng posts: one consumer thread counting what it receives.
+class ump_post_impl {
+ public:
+  ump_post_impl() {
+    auto [srv, cli] = ump::ng::channel<std::uint64_t, int, int>();
+    cli_.emplace(std::move(cli));
+    server_ = std::thread([this, srv = std::move(srv)]() mutable {
+      while (auto m = srv.wait()) {
+        // ORDERING: release; pairs with consumed()'s acquire load.
+        if (m->is_post()) consumed_.fetch_add(1, std::memory_order_release);
+      }
+    });
+  }
+  ump_post_impl(const ump_post_impl&) = delete;
+  ump_post_impl& operator=(const ump_post_impl&) = delete;
+  ~ump_post_impl() {
+    cli_.reset();
+    server_.join();
+  }
+  struct producer {
+    ump::ng::post_client<std::uint64_t, int, int> p;
+    void post(std::uint64_t x) { (void)p.post(x); }
+  };
+  producer make_producer() { return producer{cli_->poster()}; }
+  std::uint64_t consumed() const noexcept { return consumed_.load(std::memory_order_acquire); }
+
+ private:
+  std::optional<ump::ng::client<std::uint64_t, int, int>> cli_;
+  alignas(cache_line_size) std::atomic<std::uint64_t> consumed_{0};
+  std::thread server_;
+};
+
+// Payload sweep: rtt with an N-byte request and reply.
+template <std::size_t Bytes>
+void run_payload(benchmark::State& state) {
+  using payload = std::array<std::uint64_t, Bytes / 8>;
+  ump_impl<payload> impl;
+  auto client = impl.make_client();
+  std::uint64_t x = 1, wrong = 0;
+  for (auto _ : state) {
+    wrong += client.call(x) != x + 1;
+    ++x;
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * Bytes * 2));
+  if (wrong) state.SkipWithError("wrong reply");
+}
+
+// Futex calls per round trip, back to back and with the client idle ~50 µs between
+// requests (the server parks in between).
+void run_futex_per_rtt(benchmark::State& state) {
+  const bool idle = state.range(0) != 0;
+  ump_word impl;
+  auto client = impl.make_client();
+  for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);
+  const auto before = ump::detail::read_park_stats();
+  std::uint64_t x = 1;
+  auto next = bench_clock::now() + idle_pause;
+  for (auto _ : state) {
+    if (idle) spin_until(next);
+    (void)client.call(x++);
+    next = bench_clock::now() + idle_pause;
+  }
+  const auto after = ump::detail::read_park_stats();
+  const double n = static_cast<double>(state.iterations());
+  state.counters["futex_wait_per_rt"] = static_cast<double>(after.parks - before.parks) / n;
+  state.counters["futex_wake_per_rt"] = static_cast<double>(after.wakes - before.wakes) / n;
+}
+
+// CPU time burnt by a server parked on an empty channel, per second of wall time.
+void run_idle_server_cpu(benchmark::State& state) {
+  auto [srv, cli] = ump::channel<int, int>();
+  std::atomic<clockid_t> cid{};
+  std::atomic<bool> have_cid{false};
+  std::thread server([&, srv = std::move(srv)]() mutable {
+    clockid_t c;
+    pthread_getcpuclockid(pthread_self(), &c);
+    cid.store(c, std::memory_order_relaxed);
+    // ORDERING: release; pairs with the acquire load below.
+    have_cid.store(true, std::memory_order_release);
+    while (auto r = srv.wait()) (void)std::move(r->ctx).reply(r->msg);
+  });
+  while (!have_cid.load(std::memory_order_acquire)) std::this_thread::yield();
+  (void)cli.req(1);
+  double cpu_ns = 0, wall_ns = 0;
+  for (auto _ : state) {
+    timespec a{}, b{};
+    clock_gettime(cid.load(std::memory_order_relaxed), &a);
+    const auto w0 = bench_clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the server idles meanwhile
+    clock_gettime(cid.load(std::memory_order_relaxed), &b);
+    wall_ns += std::chrono::duration<double, std::nano>(bench_clock::now() - w0).count();
+    cpu_ns += (b.tv_sec - a.tv_sec) * 1e9 + static_cast<double>(b.tv_nsec - a.tv_nsec);
+  }
+  state.counters["server_cpu_ms_per_s"] = cpu_ns / wall_ns * 1000.0;
+  { auto gone = std::move(cli); }
+  server.join();
+}
+
+const bool registered = [] {
+  register_request_reply<ump_word>("ump");
+  register_post<ump_post_impl>("ump");
+  if (std::getenv("UMP_BENCH_SPIN_SWEEP") != nullptr) {
+    register_spin_variant<0>();
+    register_spin_variant<2>();
+    register_spin_variant<10>();
+    register_spin_variant<50>();
+    register_spin_variant<200>();
+  }
+  benchmark::RegisterBenchmark("payload/ump/bytes:8", run_payload<8>)->UseRealTime()->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("payload/ump/bytes:64", run_payload<64>)->UseRealTime()->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("payload/ump/bytes:256", run_payload<256>)->UseRealTime()->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("payload/ump/bytes:1024", run_payload<1024>)->UseRealTime()->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("payload/ump/bytes:4096", run_payload<4096>)->UseRealTime()->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("cost/ump_futex_per_rtt", run_futex_per_rtt)
+      ->ArgName("idle")->Arg(0)->Arg(1)->Iterations(2000)->UseRealTime()->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("cost/ump_idle_server_cpu", run_idle_server_cpu)
+      ->Iterations(5)->UseRealTime()->ReportAggregatesOnly(true);
+  return true;
+}();
+
+}  // namespace
+}  // namespace ump_bench
