@@ -43,7 +43,7 @@ class reply_context {
   // Effect: delivers errc::app_error carrying `e`. Same blocking, errors and exception
   // behaviour as reply(). Only for channels whose E is not void.
   template <class E2 = E>
-    requires(!std::is_void_v<E2>)
+    requires(!std::is_void_v<E>)
   result<void, E> fail(E2 e) && {
     return deliver(error<E>(std::in_place, std::move(e)));
   }

@@ -15,6 +15,18 @@
 #define UMP_HAS_EXCEPTIONS 0
 #endif
 
+// ThreadSanitizer builds (g++ defines __SANITIZE_THREAD__, clang has __has_feature).
+#if defined(__SANITIZE_THREAD__)
+#define UMP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UMP_TSAN 1
+#endif
+#endif
+#ifndef UMP_TSAN
+#define UMP_TSAN 0
+#endif
+
 namespace ump::detail {
 
 // libstdc++ 12 with clang 14 lacks std::hardware_destructive_interference_size; x86-64 and
