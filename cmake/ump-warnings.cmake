@@ -16,5 +16,11 @@ function(ump_project_flags target)
     string(REPLACE ";" "," _san "${UMP_SANITIZE}")
     target_compile_options(${target} PUBLIC -fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
     target_link_options(${target} PUBLIC -fsanitize=${_san})
+    if(UMP_SANITIZE MATCHES "undefined" AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang"
+       AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 17)
+      # clang < 17: -fsanitize=function (part of "undefined") cannot compile C++20 coroutines
+      # ("error: Cannot represent a difference across sections"). The check was reworked in 17.
+      target_compile_options(${target} PUBLIC -fno-sanitize=function)
+    endif()
   endif()
 endfunction()

@@ -80,8 +80,11 @@ bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t valu
     syscall(SYS_futex, futex_addr(word), FUTEX_WAIT_PRIVATE, value, nullptr, nullptr, 0);
     return true;
   }
-  const auto left = dl.at - clock::now();
-  if (left <= clock::duration::zero()) return false;
+  // Compare before subtracting: for a deadline far in the past (time_point::min()),
+  // dl.at - now overflows and used to become a huge timeout.
+  const clock::time_point now = clock::now();
+  if (dl.at <= now) return false;
+  const auto left = dl.at - now;
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
   timespec ts{};
   ts.tv_sec = static_cast<time_t>(ns / 1000000000);
