@@ -72,6 +72,16 @@ class pending_reply {
     release();
   }
 
+  // After register_async_waiter succeeded: abandons the request unless its outcome already
+  // arrived. Returns true if abandoned (the waiter will never be called; this is now empty),
+  // false if the waiter has been or is being called (take() the outcome as usual).
+  bool withdraw_async() noexcept {
+    if (cell_ == nullptr || !cell_->withdraw_async_waiter()) return false;
+    cell_ = nullptr;  // abandoned: the replier recycles it
+    release();
+    return true;
+  }
+
  private:
   void release() noexcept {
     if (st_ != nullptr) std::exchange(st_, nullptr)->release(state_base::client_group);
@@ -102,6 +112,17 @@ class [[nodiscard]] reply_awaiter {
     if (!p_.valid()) return error<E>(early_);
     UMP_ASSERT(p_.ready(), "a reply awaiter resumes only after its reply arrived");
     return p_.take();
+  }
+
+  // For adapters that drive this awaiter without a coroutine (ump/asio.hpp cancellation).
+  // Precondition: await_suspend returned true. Abandons the request unless the reply has
+  // already arrived; returns true if it did (the scheduler will never be called, and
+  // await_resume() yields origin_disappeared), false if the wake-up has been or is being
+  // delivered to the scheduler.
+  bool withdraw() noexcept {
+    if (!p_.withdraw_async()) return false;
+    early_ = errc::origin_disappeared;
+    return true;
   }
 
  private:

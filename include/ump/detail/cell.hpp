@@ -118,6 +118,17 @@ class cell_base {
                                           std::memory_order_acq_rel, std::memory_order_acquire);
   }
 
+  // Transition waiting_async → abandoned: withdraws a registered async waiter (an adapter
+  // cancelling its wait, see ump/asio.hpp). Returns false if the outcome is already ready:
+  // the waiter has been or is being called, and the outcome must still be consumed.
+  bool withdraw_async_waiter() noexcept {
+    auto expected = static_cast<std::uint32_t>(cell_state::waiting_async);
+    // ORDERING: acq_rel on success, so that publish()'s exchange sees `abandoned` and
+    // recycles the node; acquire on failure (the failure means `ready`).
+    return state_.compare_exchange_strong(expected, static_cast<std::uint32_t>(cell_state::abandoned),
+                                          std::memory_order_acq_rel, std::memory_order_acquire);
+  }
+
   // Blocks the calling thread until `ready` (spin, then park). Returns false if `dl` passed
   // first: the cell is then abandoned and belongs to the replier. Out of line (src/cell.cpp).
   bool wait_ready(const wait_options& opts, deadline dl) noexcept;

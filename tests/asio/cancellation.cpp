@@ -1,0 +1,280 @@
+// Per-operation cancellation of ump::asio::async_req / async_wait (include/ump/asio.hpp):
+// a cancelled request is abandoned (the handler and the server's reply() both see
+// errc::origin_disappeared); an outcome that arrived first wins over the cancellation; a
+// cancelled server wait loses nothing.
+#include <doctest/doctest.h>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <thread>
+#include <variant>
+
+#include "support/lifetime.hpp"
+#include "ump/asio.hpp"
+#include "ump/ng.hpp"
+#include "ump/ump.hpp"
+
+namespace {
+
+using ump::errc;
+using ump_test::lifetime_check;
+using ump_test::scaled;
+using ump_test::tracked;
+
+using tracked_result = ump::result<tracked>;
+
+// Starts an async_req whose handler stores its result, cancellable through `sig`.
+void start_req(ump::client<tracked, tracked>& cli, std::uint64_t v, asio::io_context& ioc, asio::cancellation_signal& sig,
+               std::optional<tracked_result>& out) {
+  ump::asio::async_req(cli, tracked(v),
+                       asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(ioc, [&out](tracked_result r) {
+                                                      out.emplace(std::move(r));
+                                                    })));
+}
+
+TEST_CASE("cancelled_after_the_server_took_it_both_sides_see_origin_disappeared") {
+  lifetime_check guard;
+  auto [srv, cli] = ump::channel<tracked, tracked>();
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  std::optional<tracked_result> got;
+  start_req(cli, 1, ioc, sig, got);
+  auto req = srv.try_wait();
+  REQUIRE(req);
+  REQUIRE(req->has_value());
+  auto& [msg, ctx] = **req;
+  CHECK(ctx.requester_waiting());
+  sig.emit(asio::cancellation_type::terminal);  // this thread is the handler's context
+  CHECK_FALSE(got.has_value());                 // the completion is posted
+  CHECK_FALSE(ctx.requester_waiting());
+  ioc.run();
+  REQUIRE(got.has_value());
+  REQUIRE_FALSE(*got);
+  CHECK(got->error() == errc::origin_disappeared);
+  auto rep = std::move(ctx).reply(tracked(2));
+  REQUIRE_FALSE(rep);
+  CHECK(rep.error() == errc::origin_disappeared);
+  CHECK(msg.value() == 1);
+}
+
+TEST_CASE("cancelled_before_the_server_took_it_the_server_still_receives_it") {
+  lifetime_check guard;
+  auto [srv, cli] = ump::channel<tracked, tracked>();
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  std::optional<tracked_result> got;
+  start_req(cli, 3, ioc, sig, got);
+  sig.emit(asio::cancellation_type::partial);
+  ioc.run();
+  REQUIRE(got.has_value());
+  CHECK(got->error() == errc::origin_disappeared);
+  auto req = srv.try_wait();
+  REQUIRE(req);
+  REQUIRE(req->has_value());
+  CHECK((*req)->msg.value() == 3);
+  CHECK_FALSE((*req)->ctx.requester_waiting());
+  CHECK(std::move((*req)->ctx).reply(tracked(4)).error() == errc::origin_disappeared);
+}
+
+TEST_CASE("reply_that_arrived_first_wins_over_the_cancellation") {
+  lifetime_check guard;
+  auto [srv, cli] = ump::channel<tracked, tracked>();
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  std::optional<tracked_result> got;
+  start_req(cli, 5, ioc, sig, got);
+  auto req = srv.try_wait();
+  REQUIRE(req);
+  REQUIRE(req->has_value());
+  CHECK(std::move((*req)->ctx).reply(tracked(6)));  // delivered
+  sig.emit(asio::cancellation_type::terminal);      // too late: no effect
+  ioc.run();
+  REQUIRE(got.has_value());
+  REQUIRE(*got);
+  CHECK((*got)->value() == 6);
+}
+
+TEST_CASE("total_cancellation_is_not_honoured_by_async_req") {
+  lifetime_check guard;
+  auto [srv, cli] = ump::channel<tracked, tracked>();
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  std::optional<tracked_result> got;
+  start_req(cli, 7, ioc, sig, got);
+  sig.emit(asio::cancellation_type::total);  // the request was sent: cannot promise no effect
+  auto req = srv.try_wait();
+  REQUIRE(req);
+  REQUIRE(req->has_value());
+  CHECK((*req)->ctx.requester_waiting());
+  CHECK(std::move((*req)->ctx).reply(tracked(8)));
+  ioc.run();
+  REQUIRE(got.has_value());
+  REQUIRE(*got);
+  CHECK((*got)->value() == 8);
+}
+
+TEST_CASE("emit_after_completion_is_harmless") {
+  auto [srv, cli] = ump::channel<int, int>();
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  std::optional<ump::result<int>> got;
+  ump::asio::async_req(cli, 1, asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(ioc, [&](ump::result<int> r) {
+                                                           got.emplace(std::move(r));
+                                                         })));
+  auto req = srv.try_wait();
+  REQUIRE(req);
+  REQUIRE(req->has_value());
+  CHECK(std::move((*req)->ctx).reply(2));
+  ioc.run();
+  REQUIRE(got.has_value());
+  CHECK(**got == 2);
+  sig.emit(asio::cancellation_type::terminal);  // the slot was cleared on completion
+}
+
+TEST_CASE("awaitable_or_timer_cancels_the_request_the_server_holds") {
+  // `req || timer` with a timer that has already expired: the timer completes first and the
+  // awaitable operator cancels the request, which the server holds without answering.
+  using namespace asio::experimental::awaitable_operators;
+  lifetime_check guard;
+  auto ends = ump::channel<tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
+  auto& srv = ends.first;
+  auto& cli = ends.second;
+  asio::io_context ioc;
+  auto f = asio::co_spawn(
+      ioc,
+      [&cli]() -> asio::awaitable<int> {
+        asio::steady_timer timer(co_await asio::this_coro::executor, asio::steady_timer::duration::zero());
+        auto req = ump::asio::async_req(cli, tracked(9), asio::use_awaitable);
+        auto won = co_await (std::move(req) || timer.async_wait(asio::use_awaitable));
+        co_return static_cast<int>(won.index());
+      },
+      asio::use_future);
+  ioc.run();
+  CHECK(f.get() == 1);  // the timer won
+  auto req = srv.try_wait();
+  REQUIRE(req);
+  REQUIRE(req->has_value());
+  CHECK_FALSE((*req)->ctx.requester_waiting());
+  CHECK(std::move((*req)->ctx).reply(tracked(10)).error() == errc::origin_disappeared);
+}
+
+TEST_CASE("cancellation_racing_the_reply_gives_both_sides_the_same_answer") {
+  // The server thread replies at once; the io thread emits a cancellation right after each
+  // initiation. Whichever wins, the handler and the server's reply() must agree: a reply the
+  // server saw delivered reaches the handler, an origin_disappeared it saw is the handler's
+  // outcome too.
+  const int rounds = scaled(20000);
+  auto ends = ump::channel<int, int>();  // not a structured binding: lambdas capture these (clang 14)
+  auto& srv = ends.first;
+  auto& cli = ends.second;
+  std::atomic<long> server_delivered{0};
+  std::atomic<long> server_refused{0};
+  std::thread server([s = std::move(srv), &server_delivered, &server_refused]() mutable {
+    while (auto r = s.wait()) {
+      auto& [msg, ctx] = *r;
+      // ORDERING: relaxed counters, read after join.
+      if (std::move(ctx).reply(msg)) server_delivered.fetch_add(1, std::memory_order_relaxed);
+      else server_refused.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  long replies = 0;
+  long cancelled = 0;
+  long wrong = 0;
+  std::function<void(int)> next = [&](int i) {
+    if (i == rounds) return;
+    ump::asio::async_req(cli, i, asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(ioc, [&, i](ump::result<int> r) {
+                                                              if (r && *r == i) ++replies;
+                                                              else if (!r && r.error() == errc::origin_disappeared) ++cancelled;
+                                                              else ++wrong;
+                                                              next(i + 1);
+                                                            })));
+    asio::post(ioc, [&sig] { sig.emit(asio::cancellation_type::terminal); });
+  };
+  next(0);
+  ioc.run();
+  { auto last = std::move(cli); }
+  server.join();
+  CHECK(wrong == 0);
+  CHECK(replies + cancelled == rounds);
+  CHECK(replies == server_delivered.load());
+  CHECK(cancelled == server_refused.load());
+  MESSAGE("cancellation won " << cancelled << " of " << rounds << " rounds");
+}
+
+TEST_CASE("cancelled_async_wait_loses_nothing") {
+  lifetime_check guard;
+  auto [srv, cli] = ump::channel<tracked, tracked>();
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  std::optional<errc> first;
+  ump::asio::async_wait(srv, asio::bind_cancellation_slot(
+                                 sig.slot(), asio::bind_executor(ioc, [&](ump::result<ump::request<tracked, tracked>> r) {
+                                   first = r ? errc::timed_out : r.error().code();
+                                 })));
+  sig.emit(asio::cancellation_type::total);
+  ioc.run();
+  REQUIRE(first.has_value());
+  CHECK(*first == errc::origin_disappeared);
+  // The server is still usable and nothing was taken.
+  auto wr = cli.req_async(tracked(11));
+  REQUIRE(wr);
+  ioc.restart();
+  std::optional<std::uint64_t> second;
+  ump::asio::async_wait(srv, asio::bind_executor(ioc, [&](ump::result<ump::request<tracked, tracked>> r) {
+                          REQUIRE(r);
+                          second = r->msg.value();
+                          (void)std::move(r->ctx).reply(tracked(12));
+                        }));
+  ioc.run();
+  REQUIRE(second.has_value());
+  CHECK(*second == 11);
+  auto rep = wr->wait();
+  REQUIRE(rep);
+  CHECK(rep->value() == 12);
+}
+
+TEST_CASE("message_that_woke_async_wait_first_wins_over_the_cancellation") {
+  lifetime_check guard;
+  auto [srv, cli] = ump::ng::channel<tracked, tracked, tracked>();
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  std::optional<std::uint64_t> post;
+  ump::asio::async_wait(srv, asio::bind_cancellation_slot(
+                                 sig.slot(), asio::bind_executor(ioc, [&](ump::result<ump::ng::message<tracked, tracked, tracked>> m) {
+                                   if (m && m->is_post()) post = m->post().value();
+                                 })));
+  CHECK(cli.post(tracked(13)));  // wakes the wait: its completion is queued
+  sig.emit(asio::cancellation_type::terminal);
+  ioc.run();
+  REQUIRE(post.has_value());
+  CHECK(*post == 13);
+}
+
+TEST_CASE("last_client_gone_completes_a_pending_async_wait") {
+  auto [srv, cli] = ump::channel<int, int>();
+  asio::io_context ioc;
+  std::optional<errc> code;
+  ump::asio::async_wait(srv, asio::bind_executor(ioc, [&](ump::result<ump::request<int, int>> r) {
+                          code = r ? errc::timed_out : r.error().code();
+                        }));
+  std::thread dropper([c = std::move(cli)]() mutable { auto gone = std::move(c); });
+  ioc.run();
+  dropper.join();
+  REQUIRE(code.has_value());
+  CHECK(*code == errc::clients_disappeared);
+}
+
+}  // namespace
