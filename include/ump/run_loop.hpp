@@ -32,7 +32,9 @@
 // only its own task's exception.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
@@ -41,6 +43,8 @@
 #include <vector>
 
 #include "ump/detail/config.hpp"
+#include "ump/detail/park.hpp"
+#include "ump/options.hpp"
 #include "ump/scheduler.hpp"
 #include "ump/task.hpp"
 
@@ -122,7 +126,7 @@ class run_loop {
   void post(std::coroutine_handle<> h) noexcept {
     std::lock_guard<std::mutex> lk(m_);
     queue_.push_back(h);  // noexcept function: a failed allocation terminates
-    if (sleeping_) cv_.notify_one();
+    notify_locked();
   }
 
   // Effect: takes ownership of `t` and queues its start; it runs on the loop thread within
@@ -142,7 +146,7 @@ class run_loop {
     guard.h = {};
     link(&s.h.promise());
     ++spawned_;
-    if (sleeping_) cv_.notify_one();
+    notify_locked();
   }
 
   // Effect: runs queued coroutines on the calling thread until no spawned task is left
@@ -163,7 +167,7 @@ class run_loop {
         auto* d = static_cast<done_flag*>(self);
         std::lock_guard<std::mutex> lk(d->loop->m_);
         d->done = true;
-        if (d->loop->sleeping_) d->loop->cv_.notify_one();
+        d->loop->notify_locked();
       }
     };
     done_flag flag{this};
@@ -187,7 +191,7 @@ class run_loop {
   void finish() noexcept {
     std::lock_guard<std::mutex> lk(m_);
     finish_requested_ = true;
-    if (sleeping_) cv_.notify_one();
+    notify_locked();
   }
 
   // True when called from a coroutine (or code) that this loop is running right now.
@@ -195,6 +199,13 @@ class run_loop {
 
  private:
   friend struct detail::spawned_promise;
+
+  // Called with m_ held by everything that gives the loop work: ends a spin or a sleep.
+  void notify_locked() noexcept {
+    // ORDERING: relaxed; a spinning loop thread re-checks under m_ before relying on it.
+    epoch_.fetch_add(1, std::memory_order_relaxed);
+    if (sleeping_) cv_.notify_one();
+  }
 
   // Runs rounds: each takes the whole queue and resumes it without the lock. Stops when
   // `stop()` (checked under the lock) is true, when the queue is empty and !block, or after
@@ -225,6 +236,14 @@ class run_loop {
       if (stop()) break;
       if (queue_.empty()) {
         if (!block) break;
+        // Spin (then yield) for a short budget before sleeping: a reply usually comes back
+        // within microseconds, and a condition-variable wake-up costs tens of them here.
+        // ORDERING: relaxed; the lock re-taken below orders everything the poster did.
+        const std::uint32_t seen = epoch_.load(std::memory_order_relaxed);
+        lk.unlock();
+        (void)detail::spin_while_equal(epoch_, seen, wait_options{}, {});
+        lk.lock();
+        if (!queue_.empty() || epoch_.load(std::memory_order_relaxed) != seen) continue;
         sleeping_ = true;
         cv_.wait(lk);
         sleeping_ = false;
@@ -255,14 +274,14 @@ class run_loop {
     h.destroy();
     std::lock_guard<std::mutex> lk(m_);
     --spawned_;
-    if (sleeping_) cv_.notify_one();
+    notify_locked();
   }
 
 #if UMP_HAS_EXCEPTIONS
   void fail(std::exception_ptr e) noexcept {
     std::lock_guard<std::mutex> lk(m_);
     if (!error_) error_ = std::move(e);
-    if (sleeping_) cv_.notify_one();
+    notify_locked();
   }
 #endif
 
@@ -282,6 +301,7 @@ class run_loop {
 
   std::mutex m_;
   std::condition_variable cv_;
+  std::atomic<std::uint32_t> epoch_{0};  // bumped (under m_) by everything that wakes the loop
   std::vector<std::coroutine_handle<>> queue_;  // guarded by m_
   std::vector<std::coroutine_handle<>> batch_;  // loop thread only
   detail::spawned_promise* spawned_head_ = nullptr;
