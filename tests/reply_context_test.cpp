@@ -399,3 +399,22 @@ TEST_CASE("fail_with_string_app_error_crosses_threads") {
   requester.join();
   CHECK(app == std::string(100, 'x'));
 }
+
+TEST_CASE("extreme_timeouts_saturate_instead_of_overflowing") {
+  auto [srv, cli] = ump::channel<int, int>();
+  // A deadline far in the past times out at once; one beyond the clock's range is "none"
+  // and must not wrap into the past.
+  auto past = *cli.req_async(1);
+  CHECK(past.wait_for(std::chrono::nanoseconds::min()).error() == ump::errc::timed_out);
+  CHECK(srv.wait_for(std::chrono::hours::min()).has_value());  // the abandoned request is still delivered
+  auto far = *cli.req_async(2);
+  std::thread replier([&srv] {
+    auto r = srv.wait_for(std::chrono::hours::max());
+    REQUIRE(r.has_value());
+    (void)std::move(r->ctx).reply(r->msg * 10);
+  });
+  auto got = far.wait_for(std::chrono::hours::max());
+  replier.join();
+  REQUIRE(got.has_value());
+  CHECK(*got == 20);
+}

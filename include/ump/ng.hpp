@@ -152,8 +152,7 @@ class server {
   template <class Rep, class Period>
   result<message_type, E> wait_for(std::chrono::duration<Rep, Period> d) {
     node_type* n = nullptr;
-    const auto s = core_.take(n, {ump::detail::clock::now() +
-                                  std::chrono::duration_cast<ump::detail::clock::duration>(d)});
+    const auto s = core_.take(n, ump::detail::deadline_after(d));
     if (s == ump::detail::poll_status::empty) return error<E>(errc::timed_out);
     return finish(s, n);
   }

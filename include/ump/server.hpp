@@ -54,14 +54,11 @@ class server {
   // As wait(), giving up at the deadline with errc::timed_out. Nothing is lost on time-out.
   template <class Rep, class Period>
   result<request_type, E> wait_for(std::chrono::duration<Rep, Period> d) {
-    return wait_until(detail::clock::now() + std::chrono::duration_cast<detail::clock::duration>(d));
+    return wait_until_(detail::deadline_after(d));
   }
   template <class Duration>
   result<request_type, E> wait_until(std::chrono::time_point<detail::clock, Duration> tp) {
-    node_type* n = nullptr;
-    const auto s = core_.take(n, {std::chrono::time_point_cast<detail::clock::duration>(tp)});
-    if (s == detail::poll_status::empty) return error<E>(errc::timed_out);
-    return finish(s, n);
+    return wait_until_(detail::deadline_at(tp));
   }
 
   // Effect: the next request if one is queued, nullopt if none, never blocking.
@@ -96,6 +93,12 @@ class server {
   detail::server_core<S, R, E>& core() noexcept { return core_; }
   static error<E> clients_gone() noexcept { return error<E>(errc::clients_disappeared); }
 
+  result<request_type, E> wait_until_(detail::deadline dl) {
+    node_type* n = nullptr;
+    const auto s = core_.take(n, dl);
+    if (s == detail::poll_status::empty) return error<E>(errc::timed_out);
+    return finish(s, n);
+  }
   result<request_type, E> finish(detail::poll_status s, node_type* n) {
     if (s == detail::poll_status::no_clients) return clients_gone();
     return convert(n);

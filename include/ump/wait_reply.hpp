@@ -150,11 +150,11 @@ class wait_reply {
   // As wait(), giving up at the deadline with errc::timed_out (the request is abandoned).
   template <class Rep, class Period>
   result<R, E> wait_for(std::chrono::duration<Rep, Period> d) {
-    return p_.wait({detail::clock::now() + std::chrono::duration_cast<detail::clock::duration>(d)});
+    return p_.wait(detail::deadline_after(d));
   }
   template <class Duration>
   result<R, E> wait_until(std::chrono::time_point<detail::clock, Duration> tp) {
-    return p_.wait({std::chrono::time_point_cast<detail::clock::duration>(tp)});
+    return p_.wait(detail::deadline_at(tp));
   }
 
   // Non-blocking: true once the outcome is there (wait() then returns at once).

@@ -28,6 +28,28 @@ struct deadline {
   [[nodiscard]] bool passed() const noexcept { return !none() && clock::now() >= at; }
 };
 
+// The deadline `d` from now, saturating: a negative `d` is "now", one too large for the
+// clock is "none" (no overflow for extreme durations).
+template <class Rep, class Period>
+deadline deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+  const clock::time_point now = clock::now();
+  if (d <= d.zero()) return {now};
+  using fsec = std::chrono::duration<double>;
+  if (std::chrono::duration_cast<fsec>(d) >= std::chrono::duration_cast<fsec>(clock::time_point::max() - now))
+    return {};
+  return {now + std::chrono::duration_cast<clock::duration>(d)};
+}
+// The same for an absolute time (saturating on conversion to the clock's duration).
+template <class Duration>
+deadline deadline_at(std::chrono::time_point<clock, Duration> tp) noexcept {
+  using fsec = std::chrono::duration<double>;
+  const double s = std::chrono::duration_cast<fsec>(tp.time_since_epoch()).count();
+  if (s >= std::chrono::duration_cast<fsec>(clock::time_point::max().time_since_epoch()).count()) return {};
+  if (s <= std::chrono::duration_cast<fsec>(clock::time_point::min().time_since_epoch()).count())
+    return {clock::time_point::min()};
+  return {std::chrono::time_point_cast<clock::duration>(tp)};
+}
+
 // Spins while `word` holds `value`, for at most opts.spin (and never past `dl`).
 // Returns the first different value seen, or `value` if the budget ran out.
 // ORDERING: loads are acquire, pairing with the release part of whatever RMW changed `word`.
