@@ -408,8 +408,8 @@ TEST_CASE("extreme_timeouts_saturate_instead_of_overflowing") {
   CHECK(past.wait_for(std::chrono::nanoseconds::min()).error() == ump::errc::timed_out);
   CHECK(srv.wait_for(std::chrono::hours::min()).has_value());  // the abandoned request is still delivered
   auto far = *cli.req_async(2);
-  std::thread replier([&srv] {
-    auto r = srv.wait_for(std::chrono::hours::max());
+  std::thread replier([&s = srv] {
+    auto r = s.wait_for(std::chrono::hours::max());
     REQUIRE(r.has_value());
     (void)std::move(r->ctx).reply(r->msg * 10);
   });
