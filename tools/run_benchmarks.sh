@@ -17,6 +17,11 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
+"$root/tools/install_deps.sh" --bench
+# The spin-budget experiment (BENCHMARKS.md, "Spin budget") runs with the suite unless
+# UMP_BENCH_SPIN_SWEEP is set empty.
+export UMP_BENCH_SPIN_SWEEP=${UMP_BENCH_SPIN_SWEEP-1}
+[[ -n "$UMP_BENCH_SPIN_SWEEP" ]] || unset UMP_BENCH_SPIN_SWEEP
 repetitions=${UMP_BENCH_REPETITIONS:-5}
 build_dir=${UMP_BENCH_BUILD_DIR:-build-bench}
 results_dir=bench/results
