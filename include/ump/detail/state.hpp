@@ -178,7 +178,6 @@ class state_base {
   // Racy: true when no message is announced.
   [[nodiscard]] bool empty() const noexcept { return queued() == 0; }
   [[nodiscard]] std::uint32_t queued() const noexcept { return pending(ctl_.load(std::memory_order_relaxed)); }
-  [[nodiscard]] bool closed_flag() const noexcept { return (ctl_.load(std::memory_order_acquire) & closed) != 0; }
 
   // --- pool ------------------------------------------------------------------------------
   void recycle(cell_base* c) noexcept { pool_.push(c); }
