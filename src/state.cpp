@@ -46,7 +46,7 @@ void state_base::wake_server() noexcept {
 
 bool state_base::poll_for_server(void* self) noexcept {
   auto* st = static_cast<state_base*>(self);
-  if (st->queue_.try_dequeue(st->ctok_, st->spun_)) return true;
+  if (st->refill_batch()) return true;
   // Look at ctl_ only now and then: reading it steals its line from the senders.
   static thread_local unsigned polls = 0;
   if ((++polls & 255) != 0) return false;
@@ -54,20 +54,13 @@ bool state_base::poll_for_server(void* self) noexcept {
   return (st->ctl_.load(std::memory_order_relaxed) & no_clients) != 0;
 }
 
-poll_status state_base::take(cell_base*& out, deadline dl) noexcept {
+poll_status state_base::take(envelope& out, deadline dl) noexcept {
   for (;;) {
     const poll_status s = try_take(out);
     if (s != poll_status::empty) return s;
     if (dl.passed()) return poll_status::empty;
     // Nothing yet: spin on the queue itself (the hot path never reads ctl_).
-    if (spin_until(&poll_for_server, this, opts_, dl)) {
-      if (spun_ != nullptr) {
-        out = std::exchange(spun_, nullptr);
-        note_taken();
-        return poll_status::got;
-      }
-      continue;  // no_clients hint: re-evaluate
-    }
+    if (spin_until(&poll_for_server, this, opts_, dl)) continue;  // a batch, or the no_clients hint
     // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
     if (pending(c) > 0 || (c & no_clients) != 0) continue;
@@ -93,15 +86,20 @@ poll_status state_base::take(cell_base*& out, deadline dl) noexcept {
 void state_base::close() noexcept {
   // ORDERING: acq_rel; totally ordered with every send()'s fetch_add (see state.hpp).
   ctl_.fetch_or(closed, std::memory_order_acq_rel);
+  // Received in bulk but never handed out: these were counted as taken already.
+  const auto fail = [this](const envelope& e) noexcept {
+    if (e.node != nullptr) fail_queued(e.node);
+  };
+  while (batch_pos_ != batch_len_) fail(batch_[batch_pos_++]);
   for (;;) {
     // ORDERING: acquire, pairs with send()'s fetch_add.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
     if (pending(c) == 0) break;
-    cell_base* n = nullptr;
-    if (queue_.try_dequeue(ctok_, n)) {
+    envelope e;
+    if (queue_.try_dequeue(ctok_, e)) {
       // ORDERING: relaxed; server thread only.
       taken_.store(taken_.load(std::memory_order_relaxed) + one, std::memory_order_relaxed);
-      fail_queued(n);
+      fail(e);
     } else {
       // Announced but not enqueued yet, or a rejected sender about to undo its count.
       wait_for_announced();

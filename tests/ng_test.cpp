@@ -24,6 +24,8 @@ namespace {
 using client_t = ump::ng::client<tracked, tracked, tracked, int>;
 using server_t = ump::ng::server<tracked, tracked, tracked, int>;
 using request_t = ump::ng::request<tracked, tracked, tracked, int>;
+template <class P>
+using client_t_for = ump::ng::client<P, tracked, tracked, int>;
 
 template <class T, class E>
 std::optional<ump::errc> failure(const ump::result<T, E>& r) {
@@ -333,4 +335,116 @@ TEST_CASE("ng_probes_and_try_wait_count_posts") {
   CHECK(b->post().value() == 2);
   CHECK(srv.empty());
   CHECK(failure(srv.wait_for(std::chrono::nanoseconds(0))) == ump::errc::timed_out);
+}
+
+// --- posts that travel inline (trivially copyable, at most 24 bytes): no node -------------
+
+namespace {
+struct triple {  // exactly the inline capacity
+  std::uint64_t a, b, c;
+};
+static_assert(ump::detail::fits_inline<triple>);
+static_assert(ump::detail::fits_inline<int>);
+struct too_big {
+  std::uint64_t a, b, c;
+  char d;
+};
+static_assert(!ump::detail::fits_inline<too_big>);
+static_assert(!ump::detail::fits_inline<tracked>);
+
+triple make_triple(std::uint64_t i) { return {i, ~i, i * 3 + 1}; }
+bool intact(const triple& t, std::uint64_t i) { return t.a == i && t.b == ~i && t.c == i * 3 + 1; }
+}  // namespace
+
+TEST_CASE("inline_posts_and_node_requests_interleaved_in_order") {
+  lifetime_check guard;
+  const int n = ump_test::scaled(6000);
+  // Two client objects on two threads; within each, posts (inline) and requests (nodes)
+  // must arrive in the order sent, with every byte of each post intact.
+  auto [srv, cli] = ump::ng::channel<triple, tracked, tracked, int>();
+  std::atomic<int> bad{0};
+  std::thread server([&s = srv, &bad] {
+    std::uint64_t next[2] = {0, 0};
+    while (auto m = s.wait()) {
+      if (m->is_post()) {
+        const triple t = m->post();
+        const std::uint64_t who = t.a >> 32;
+        const std::uint64_t i = t.a & 0xffffffffu;
+        if (who > 1 || !intact(t, t.a) || i != next[who]++) bad.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        auto& [msg, ctx] = m->req();
+        const std::uint64_t who = msg.value() >> 32;
+        const std::uint64_t i = msg.value() & 0xffffffffu;
+        if (who > 1 || i != next[who]++) bad.fetch_add(1, std::memory_order_relaxed);
+        (void)std::move(ctx).reply(tracked(msg.value() + 1));
+      }
+    }
+  });
+  auto sender = [n, &bad](client_t_for<triple> c, std::uint64_t who) {
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t v = (who << 32) | static_cast<std::uint64_t>(i);
+      if (i % 4 == 3) {
+        auto r = c.req(tracked(v));
+        if (!r.has_value() || r->value() != v + 1) bad.fetch_add(1, std::memory_order_relaxed);
+      } else if (!c.post(make_triple(v)).has_value()) {
+        bad.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  };
+  std::thread t0(sender, cli, 0);
+  std::thread t1(sender, std::move(cli), 1);
+  t0.join();
+  t1.join();
+  server.join();  // both clients are gone: wait() returned clients_disappeared
+  CHECK(bad.load() == 0);
+}
+
+TEST_CASE("queued_inline_posts_dropped_with_server_then_post_fails") {
+  lifetime_check guard;
+  for (int n : {1, 15, 16, 17, 40, 1000}) {
+    CAPTURE(n);
+    const long before = tracked::live();
+    auto [srv, cli] = ump::ng::channel<triple, tracked, tracked, int>();
+    std::vector<ump::wait_reply<tracked, int>> pending;
+    for (int i = 0; i < n; ++i) {
+      if (i % 5 == 4) {
+        auto w = cli.req_async(tracked(static_cast<std::uint64_t>(i)));
+        REQUIRE(w.has_value());
+        pending.push_back(std::move(*w));
+      } else {
+        REQUIRE(cli.post(make_triple(static_cast<std::uint64_t>(i))).has_value());
+      }
+    }
+    CHECK(srv.queued() == static_cast<std::size_t>(n));
+    // Take one: the server receives in batches, so part of the queue now sits in its local
+    // batch. Dropping it must fail those too.
+    auto first = srv.try_wait();
+    REQUIRE(first.has_value());
+    REQUIRE(first->has_value());
+    REQUIRE((*first)->is_post());
+    CHECK(intact((*first)->post(), 0));
+    CHECK(srv.queued() == static_cast<std::size_t>(n - 1));
+    { auto gone = std::move(srv); }
+    CHECK(tracked::live() == before);  // the queued requests' messages were destroyed
+    int wrong = 0;
+    for (auto& w : pending)
+      if (failure(w.wait()) != ump::errc::server_disappeared) ++wrong;
+    CHECK(wrong == 0);
+    CHECK(failure(cli.post(make_triple(7))) == ump::errc::server_disappeared);
+    CHECK(failure(cli.poster().post(make_triple(8))) == ump::errc::server_disappeared);
+  }
+}
+
+TEST_CASE("ng_wait_until_times_out_then_receives") {
+  lifetime_check guard;
+  auto [srv, cli] = ump::ng::channel<int, tracked, tracked, int>();
+  const auto past = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  CHECK(failure(srv.wait_until(past)) == ump::errc::timed_out);
+  REQUIRE(cli.post(42).has_value());
+  auto m = srv.wait_until(std::chrono::steady_clock::now() + std::chrono::hours(1));
+  REQUIRE(m.has_value());
+  REQUIRE(m->is_post());
+  CHECK(m->post() == 42);
+  { auto gone = std::move(cli); }
+  CHECK(failure(srv.wait_until(std::chrono::steady_clock::time_point::max())) == ump::errc::clients_disappeared);
 }

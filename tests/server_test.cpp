@@ -483,3 +483,35 @@ TEST_CASE("empty_and_queued_probes") {
   CHECK(srv.queued() == 0);
   for (auto& w : pending) CHECK(w.wait().has_value());
 }
+
+// The server receives in batches (up to 16 at a time): part of the queue sits in its local
+// batch after the first wait. Dropping the server then must fail those requests as well as
+// the ones still in the queue.
+TEST_CASE("server_dropped_after_receiving_one_of_a_batch") {
+  lifetime_check guard;
+  for (int n : {2, 16, 17, 40}) {
+    CAPTURE(n);
+    const long before = tracked::live();
+    auto [srv, cli] = ump::channel<tracked, tracked, int>();
+    std::vector<wait_reply_t> pending;
+    for (int i = 0; i < n; ++i) {
+      auto w = cli.req_async(tracked(static_cast<std::uint64_t>(i)));
+      REQUIRE(w.has_value());
+      pending.push_back(std::move(*w));
+    }
+    {
+      auto first = srv.wait();
+      REQUIRE(first.has_value());
+      CHECK(first->msg.value() == 0);
+      CHECK(srv.queued() == static_cast<std::size_t>(n - 1));
+      CHECK(std::move(first->ctx).reply(tracked(100)).has_value());
+    }
+    { auto gone = std::move(srv); }
+    int wrong = 0;
+    if (auto r0 = pending[0].wait(); !r0.has_value() || r0->value() != 100) ++wrong;
+    for (std::size_t i = 1; i < pending.size(); ++i)
+      if (failure(pending[i].wait()) != ump::errc::server_disappeared) ++wrong;
+    CHECK(wrong == 0);
+    CHECK(tracked::live() == before);
+  }
+}

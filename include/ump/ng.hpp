@@ -5,6 +5,11 @@
 // no reply and never blocks. ng::post_client can only post. The server's wait() returns an
 // ng::message: either a post P, or a request (S and its reply_context).
 //
+// Cost: a post of a trivially copyable P of at most 24 bytes (ints, pointers, small structs
+// of them) is copied into the queue's slot itself; no node is taken from the pool, so a
+// post costs one enqueue and one announce. Other posts travel in a pooled node, like
+// requests.
+//
 // Ordering: posts and requests sent through one client object arrive in the order sent.
 // Lifecycle and memory ordering are exactly those of ump (see ump/server.hpp, client.hpp):
 // queued posts are destroyed when the server is destroyed; post() after the server is gone
@@ -15,6 +20,7 @@
 // origin_disappeared.
 #pragma once
 
+#include <new>
 #include <optional>
 #include <utility>
 #include <variant>
@@ -78,7 +84,13 @@ class post_client {
  public:
   // Effect: queues `p` for the server. Never blocks (the client's short send lock aside).
   // Errors: server_disappeared (p is destroyed).
-  result<void, E> post(P p) { return core_.post(std::in_place_index<0>, std::move(p)); }
+  result<void, E> post(P p) {
+    if constexpr (ump::detail::fits_inline<P>) {
+      return core_.post_inline(p);
+    } else {
+      return core_.post(std::in_place_index<0>, std::move(p));
+    }
+  }
 
  private:
   friend class client<P, S, R, E>;
@@ -103,7 +115,13 @@ class client {
     return core_.request_awaitable(std::move(sched), std::in_place_index<1>, std::move(s));
   }
   // Effect: queues `p`; never blocks. Errors: server_disappeared (p is destroyed).
-  result<void, E> post(P p) { return core_.post(std::in_place_index<0>, std::move(p)); }
+  result<void, E> post(P p) {
+    if constexpr (ump::detail::fits_inline<P>) {
+      return core_.post_inline(p);
+    } else {
+      return core_.post(std::in_place_index<0>, std::move(p));
+    }
+  }
 
   // A strong client that can only post (counts as a client for clients_disappeared).
   [[nodiscard]] post_client<P, S, R, E> poster() const { return post_client<P, S, R, E>(core_); }
@@ -133,69 +151,50 @@ class weak_client {
   core_type core_;
 };
 
+// Receiving calls as ump::server (wait, wait_for, wait_until, try_wait, async_wait, empty,
+// queued; see ump/server.hpp), returning a message.
 template <class P, class S, class R, class E>
-class server {
+class server
+    : public ump::detail::server_front<server<P, S, R, E>, detail::node_message<P, S>, R, E, message<P, S, R, E>> {
+  using front = ump::detail::server_front<server<P, S, R, E>, detail::node_message<P, S>, R, E, message<P, S, R, E>>;
+
  public:
   using message_type = message<P, S, R, E>;
-  using core_type = ump::detail::server_core<detail::node_message<P, S>, R, E>;
-  using node_type = typename core_type::node_type;
+  using typename front::core_type;
+  using typename front::node_type;
 
   server(server&&) noexcept = default;
   server& operator=(server&&) noexcept = default;
 
-  // As ump::server::wait / wait_for / try_wait / async_wait, returning a message.
-  result<message_type, E> wait() {
-    node_type* n = nullptr;
-    const auto s = core_.take(n, {});
-    return finish(s, n);
-  }
-  template <class Rep, class Period>
-  result<message_type, E> wait_for(std::chrono::duration<Rep, Period> d) {
-    node_type* n = nullptr;
-    const auto s = core_.take(n, ump::detail::deadline_after(d));
-    if (s == ump::detail::poll_status::empty) return error<E>(errc::timed_out);
-    return finish(s, n);
-  }
-  result<std::optional<message_type>, E> try_wait() {
-    node_type* n = nullptr;
-    const auto s = core_.try_take(n);
-    if (s == ump::detail::poll_status::empty) return std::optional<message_type>{};
-    if (s == ump::detail::poll_status::no_clients) return clients_gone();
-    return std::optional<message_type>(*convert(n));
-  }
-  template <scheduler Sched = inline_scheduler>
-  ump::detail::server_awaiter<server, Sched> async_wait(Sched sched = {}) {
-    return {*this, std::move(sched)};
-  }
-  [[nodiscard]] bool empty() const noexcept { return core_.state()->empty(); }
-  [[nodiscard]] std::size_t queued() const noexcept { return core_.state()->queued(); }
-
  private:
+  friend front;
   template <class, class>
   friend class ump::detail::server_awaiter;
   template <class P2, class S2, class R2, class E2>
   friend std::pair<server<P2, S2, R2, E2>, client<P2, S2, R2, E2>> channel(channel_options);
 
-  explicit server(typename core_type::state_type* st) noexcept : core_(st) {}
-  core_type& core() noexcept { return core_; }
-  static error<E> clients_gone() noexcept { return error<E>(errc::clients_disappeared); }
-  result<message_type, E> finish(ump::detail::poll_status s, node_type* n) {
-    if (s == ump::detail::poll_status::no_clients) return clients_gone();
-    return convert(n);
-  }
-  result<message_type, E> convert(node_type* n) {
+  explicit server(typename core_type::state_type* st) noexcept : front(st) {}
+
+  result<message_type, E> convert(ump::detail::envelope& e) {
+    if constexpr (ump::detail::fits_inline<P>) {
+      if (e.node == nullptr) {
+        // An inline post: its bytes were copied in by post_inline (trivially copyable P).
+        return message_type(*std::launder(reinterpret_cast<P*>(e.bytes)));
+      }
+    }
+    node_type* n = core_type::node_of(e);
+    auto& core = this->core_;
     if (n->is_post_) {
-      ump::detail::scope_exit give_back([&]() noexcept { core_.recycle(n); });
-      return core_.unpack(n, [](detail::node_message<P, S>&& m) {
+      ump::detail::scope_exit give_back([&]() noexcept { core.recycle(n); });
+      return core.unpack(n, [](detail::node_message<P, S>&& m) {
         return message_type(std::move(*std::get_if<0>(&m)));
       });
     }
-    reply_context<R, E> ctx = core_.context_for(n);
-    return core_.unpack(n, [&](detail::node_message<P, S>&& m) {
+    reply_context<R, E> ctx = core.context_for(n);
+    return core.unpack(n, [&](detail::node_message<P, S>&& m) {
       return message_type(request<P, S, R, E>{std::move(*std::get_if<1>(&m)), std::move(ctx)});
     });
   }
-  core_type core_;
 };
 
 // Effect: makes a linked ng server and client (see ump::channel).

@@ -5,7 +5,9 @@
 // std::variant<P, S> for ng). The public classes only say how to build and unpack M.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -38,6 +40,7 @@ class client_core {
   }
   ~client_core() {
     if (st_ == nullptr) return;
+    if (prod_) st_->flush_cache(*prod_);  // cached nodes go back before the state can die
     prod_.reset();  // the producer token must go before the queue can
     st_->drop_strong();
     st_->release(state_base::client_group);
@@ -51,21 +54,35 @@ class client_core {
   // Sends a request built from `a...`. Returns the node, or nullptr if the server is gone
   // (the message was destroyed). Throws only what building M (or allocation) throws, and
   // then nothing was sent.
+  // One hold of the producer lock covers taking a node from this object's cache, building
+  // the message and enqueueing it; the server is woken after the lock is released.
   template <class... A>
   node_type* send(bool is_post, A&&... a) {
     UMP_ASSERT(st_ != nullptr, "client used after move");
-    node_type* n = st_->acquire_node();
+    producer& p = *prod_;
+    using status = state_base::send_status;
+    status s = status::rejected;
+    node_type* n = nullptr;
     {
-      scope_exit give_back([&]() noexcept { st_->recycle(n); });
-      n->msg_.emplace(std::forward<A>(a)...);
-      give_back.dismiss();
+      p.lock.lock();
+      scope_exit unlock([&]() noexcept { p.lock.unlock(); });
+      n = st_->acquire_node(p);
+      {
+        scope_exit give_back([&]() noexcept { state_base::cache_push(p, n); });
+        n->msg_.emplace(std::forward<A>(a)...);
+        give_back.dismiss();
+      }
+      n->is_post_ = is_post;
+      n->reset();
+      s = st_->send_locked(envelope{n, {}}, p);
+      if (s == status::rejected) {
+        n->msg_.destroy();
+        state_base::cache_push(p, n);
+        return nullptr;
+      }
     }
-    n->is_post_ = is_post;
-    n->reset();
-    if (st_->send(n, producer_for())) return n;
-    n->msg_.destroy();
-    st_->recycle(n);
-    return nullptr;
+    if (s == status::sent_wake) st_->wake_server();
+    return n;
   }
 
   // Blocking request: send, then wait on the cell with this channel's spin budget.
@@ -91,6 +108,22 @@ class client_core {
     return {pending_reply<R, E>(st_, n), std::move(sched)};
   }
 
+  // A post that fits an envelope: copied into it, no node. Same outcomes as post().
+  template <class P>
+  result<void, E> post_inline(const P& x) noexcept {
+    static_assert(fits_inline<P>);
+    UMP_ASSERT(st_ != nullptr, "client used after move");
+    envelope e{nullptr, {}};
+    std::memcpy(e.bytes, std::addressof(x), sizeof(P));
+    producer& p = *prod_;
+    p.lock.lock();
+    const auto s = st_->send_locked(e, p);
+    p.lock.unlock();
+    if (s == state_base::send_status::rejected) return error<E>(errc::server_disappeared);
+    if (s == state_base::send_status::sent_wake) st_->wake_server();
+    return {};
+  }
+
   template <class... A>
   result<void, E> post(A&&... a) {
     if (send(true, std::forward<A>(a)...) == nullptr) return error<E>(errc::server_disappeared);
@@ -98,7 +131,6 @@ class client_core {
   }
 
  private:
-  producer& producer_for() noexcept { return *prod_; }
   // Each client object gets its own explicit producer (FIFO per client object). If that
   // allocation throws, the reference this object was to own is given back.
   void make_producer() {
@@ -159,19 +191,17 @@ class server_core {
 
   state_type* state() const noexcept { return st_; }
 
-  poll_status take(node_type*& out, deadline dl) noexcept {
+  poll_status take(envelope& out, deadline dl) noexcept {
     UMP_ASSERT(st_ != nullptr, "server used after move");
-    cell_base* c = nullptr;
-    const poll_status s = st_->take(c, dl);
-    out = static_cast<node_type*>(c);
-    return s;
+    return st_->take(out, dl);
   }
-  poll_status try_take(node_type*& out) noexcept {
+  poll_status try_take(envelope& out) noexcept {
     UMP_ASSERT(st_ != nullptr, "server used after move");
-    cell_base* c = nullptr;
-    const poll_status s = st_->try_take(c);
-    out = static_cast<node_type*>(c);
-    return s;
+    return st_->try_take(out);
+  }
+  static node_type* node_of(const envelope& e) noexcept {
+    UMP_ASSERT(e.node != nullptr, "a request always travels in a node");
+    return static_cast<node_type*>(e.node);
   }
 
   // A reply context for a received request node (adds a server-group reference).
@@ -196,6 +226,63 @@ class server_core {
   state_type* st_;
 };
 
+template <class Server, class Sched>
+class server_awaiter;
+
+// The receiving calls shared by ump::server and ump::ng::server, written once. `Derived`
+// turns a received envelope into its message type Msg with convert(envelope&). The public
+// contracts are in ump/server.hpp.
+template <class Derived, class M, class R, class E, class Msg>
+class server_front {
+ public:
+  using core_type = server_core<M, R, E>;
+  using node_type = typename core_type::node_type;
+
+  result<Msg, E> wait() { return wait_until_({}); }
+  template <class Rep, class Period>
+  result<Msg, E> wait_for(std::chrono::duration<Rep, Period> d) {
+    return wait_until_(deadline_after(d));
+  }
+  template <class Duration>
+  result<Msg, E> wait_until(std::chrono::time_point<clock, Duration> tp) {
+    return wait_until_(deadline_at(tp));
+  }
+  result<std::optional<Msg>, E> try_wait() {
+    envelope e{};
+    const poll_status s = core_.try_take(e);
+    if (s == poll_status::empty) return std::optional<Msg>{};
+    if (s == poll_status::no_clients) return clients_gone();
+    return std::optional<Msg>(*self().convert(e));
+  }
+  template <scheduler Sched = inline_scheduler>
+  server_awaiter<Derived, Sched> async_wait(Sched sched = {}) {
+    return {self(), std::move(sched)};
+  }
+  [[nodiscard]] bool empty() const noexcept { return core_.state()->empty(); }
+  [[nodiscard]] std::size_t queued() const noexcept { return core_.state()->queued(); }
+
+ protected:
+  template <class, class>
+  friend class server_awaiter;
+  explicit server_front(channel_state<M, R, E>* st) noexcept : core_(st) {}
+  server_front(server_front&&) noexcept = default;
+  server_front& operator=(server_front&&) noexcept = default;
+  ~server_front() = default;
+  core_type& core() noexcept { return core_; }
+  static error<E> clients_gone() noexcept { return error<E>(errc::clients_disappeared); }
+  core_type core_;
+
+ private:
+  Derived& self() noexcept { return static_cast<Derived&>(*this); }
+  result<Msg, E> wait_until_(deadline dl) {
+    envelope e{};
+    const poll_status s = core_.take(e, dl);
+    if (s == poll_status::empty) return error<E>(errc::timed_out);  // only with a deadline
+    if (s == poll_status::no_clients) return clients_gone();
+    return self().convert(e);
+  }
+};
+
 // The awaiter behind server::async_wait(). `Server` provides core() and convert(node*) →
 // the message type, and clients_gone() → the error result.
 template <class Server, class Sched>
@@ -210,13 +297,13 @@ class [[nodiscard]] server_awaiter {
     if (registered_) (void)s_->core().state()->unregister_server_waiter();
   }
 
-  bool await_ready() noexcept { return (status_ = s_->core().try_take(node_)) != poll_status::empty; }
+  bool await_ready() noexcept { return (status_ = s_->core().try_take(env_)) != poll_status::empty; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     h_ = h;
     for (;;) {
       const std::uint32_t c = s_->core().state()->load_ctl();
       if (s_->core().state()->pending(c) > 0 || (c & state_base::no_clients) != 0) {
-        if ((status_ = s_->core().try_take(node_)) != poll_status::empty) return false;
+        if ((status_ = s_->core().try_take(env_)) != poll_status::empty) return false;
         continue;
       }
       registered_ = true;
@@ -225,11 +312,11 @@ class [[nodiscard]] server_awaiter {
     }
   }
   auto await_resume() {
-    if (status_ == poll_status::empty) status_ = s_->core().try_take(node_);
+    if (status_ == poll_status::empty) status_ = s_->core().try_take(env_);
     UMP_ASSERT(status_ != poll_status::empty, "a server awaiter resumes only when there is news");
-    using result_type = decltype(s_->convert(node_));
+    using result_type = decltype(s_->convert(env_));
     if (status_ == poll_status::no_clients) return result_type(s_->clients_gone());
-    return s_->convert(node_);
+    return s_->convert(env_);
   }
 
   // For adapters that drive this awaiter without a coroutine (ump/asio.hpp cancellation).
@@ -251,7 +338,7 @@ class [[nodiscard]] server_awaiter {
   Server* s_;
   Sched sched_;
   std::coroutine_handle<> h_{};
-  typename Server::node_type* node_ = nullptr;
+  envelope env_{};
   poll_status status_ = poll_status::empty;
   bool registered_ = false;
 };

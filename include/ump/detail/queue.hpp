@@ -1,7 +1,9 @@
 // ump/detail/queue.hpp — the one place that includes moodycamel::ConcurrentQueue.
 //
-// Internal. Requests and posts travel as pointers to pooled nodes (cell_base*) through a
-// moodycamel ConcurrentQueue used as an MPSC queue: each client object owns an explicit
+// Internal. Messages travel as envelopes through a moodycamel ConcurrentQueue used as an
+// MPSC queue. An envelope holds a pointer to a pooled node (requests, and posts of other
+// types), or, for a small trivially copyable post, the post's bytes themselves: such posts
+// need no node, so nothing but the queue's own slot crosses cores. Each client object owns an explicit
 // producer token (FIFO per client; explicit producers are recycled when tokens die, implicit
 // ones never are), the server owns the consumer token. Emptiness and "all gone" are never
 // decided from try_dequeue: the shared state keeps its own counters.
@@ -9,7 +11,9 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <thread>
+#include <type_traits>
 
 #include <concurrentqueue.h>  // found by CMake (Debian: /usr/include/concurrentqueue)
 
@@ -19,13 +23,26 @@ namespace ump::detail {
 
 class cell_base;
 
+// What the queue carries. node == nullptr: an inline post, whose bytes are in `bytes`.
+struct envelope {
+  static constexpr std::size_t inline_capacity = 24;  // 32-byte envelopes: two per cache line
+  cell_base* node;
+  alignas(8) unsigned char bytes[inline_capacity];
+};
+static_assert(std::is_trivially_copyable_v<envelope> && sizeof(envelope) == 32);
+
+// Posts of these types travel inline (copied byte for byte into the envelope).
+template <class P>
+inline constexpr bool fits_inline = std::is_trivially_copyable_v<P> &&
+                                    sizeof(P) <= envelope::inline_capacity && alignof(P) <= 8;
+
 struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
-  // Small blocks: a node pointer is 8 bytes, and an idle channel should stay small.
+  // Small blocks (32 envelopes, 1 KiB): an idle channel should stay small.
   static const std::size_t BLOCK_SIZE = 32;
   static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 32;
 };
 
-using node_queue = moodycamel::ConcurrentQueue<cell_base*, queue_traits>;
+using node_queue = moodycamel::ConcurrentQueue<envelope, queue_traits>;
 using producer_token = moodycamel::ProducerToken;
 using consumer_token = moodycamel::ConsumerToken;
 
@@ -52,10 +69,13 @@ class spin_lock {
   std::atomic<bool> locked_{false};
 };
 
-// One client object's way into the queue.
+// One client object's way into the queue, and its private stock of free nodes. Everything
+// here is guarded by `lock`.
 struct producer {
+  static constexpr std::uint32_t cache_batch = 16;  // nodes taken from the pool per refill
   explicit producer(node_queue& q) : token(q) {}
   spin_lock lock;
+  cell_base* cache = nullptr;  // a list linked through cell_base::next_
   producer_token token;
 };
 

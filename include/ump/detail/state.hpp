@@ -106,11 +106,14 @@ class state_base {
   }
 
   // --- sending (client side) ---------------------------------------------------------------
-  // Effect: hands `c` to the server. Returns false if the server is gone: `c` was not queued
-  // and still belongs to the caller. Never blocks (the producer lock aside).
-  bool send(cell_base* c, producer& p) noexcept {
+  enum class send_status : std::uint8_t { rejected, sent, sent_wake };
+  // Effect: hands `c` to the server through `p`, whose lock the caller holds. Returns
+  // rejected if the server is gone (`c` was not queued and still belongs to the caller), and
+  // sent_wake if the server was parked: the caller must call wake_server() after unlocking.
+  // Never blocks.
+  send_status send_locked(const envelope& c, producer& p) noexcept {
     // ORDERING: fast rejection only; the fetch_add below decides.
-    if (ctl_.load(std::memory_order_relaxed) & closed) return false;
+    if (ctl_.load(std::memory_order_relaxed) & closed) return send_status::rejected;
     // ORDERING: acq_rel. Totally ordered with close()'s fetch_or(closed): either the drain
     // counts this message, or this sender sees `closed`. Acquire reads server_waiter_ if
     // parked_async is set (paired with register_server_waiter's release CAS).
@@ -118,28 +121,28 @@ class state_base {
     if (prev & closed) {
       // ORDERING: relaxed; the drain only needs the count to come back down eventually.
       ctl_.fetch_sub(one, std::memory_order_relaxed);
-      return false;
+      return send_status::rejected;
     }
     // The 2^28 - 1 pending limit cannot be asserted here: taken_ read on this thread may
     // already count messages other senders announced after `prev`, so pending(prev) wraps.
     UMP_TEST_DELAY(send_after_announce);
-    p.lock.lock();
     // moodycamel's enqueue releases the element to the dequeuing consumer.
-    const bool ok = queue_.enqueue(p.token, c);
-    p.lock.unlock();
-    if (!ok) fatal("ump: out of memory while enqueueing a message");
-    if (prev & parked_any) wake_server();
-    return true;
+    if (!queue_.enqueue(p.token, c)) fatal("ump: out of memory while enqueueing a message");
+    return (prev & parked_any) ? send_status::sent_wake : send_status::sent;
   }
+  void wake_server() noexcept;
 
   // --- receiving (server side) ---------------------------------------------------------------
   // Non-blocking: a node if one was announced, else empty or no_clients. Server thread.
   // The queue is polled first: on the hot path the server never touches ctl_, so the
   // sender's fetch_add stays on a cache line the sender already owns.
-  poll_status try_take(cell_base*& out) noexcept {
-    if (queue_.try_dequeue(ctok_, out)) {
-      // The dequeue (acquire) happens after the sender's announce, so announced ≥ taken.
-      note_taken();
+  poll_status try_take(envelope& out) noexcept {
+    if (batch_pos_ != batch_len_) {
+      out = batch_[batch_pos_++];
+      return poll_status::got;
+    }
+    if (refill_batch()) {
+      out = batch_[batch_pos_++];
       return poll_status::got;
     }
     // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
@@ -151,7 +154,7 @@ class state_base {
     return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
   }
   // Blocking (spin, then park). Returns empty only when `dl` passed. Out of line.
-  poll_status take(cell_base*& out, deadline dl) noexcept;
+  poll_status take(envelope& out, deadline dl) noexcept;
 
   // For the async server: registers `w` and sets parked_async if ctl_ still equals `idle`
   // (no message, no flag). Returns false if ctl_ changed: re-check with try_take.
@@ -175,9 +178,11 @@ class state_base {
   // Marks the server gone and fails every queued message. Called once, by the server.
   void close() noexcept;
 
-  // Racy: true when no message is announced.
+  // Server thread: true when no message is announced or held in the receive batch.
   [[nodiscard]] bool empty() const noexcept { return queued() == 0; }
-  [[nodiscard]] std::uint32_t queued() const noexcept { return pending(ctl_.load(std::memory_order_relaxed)); }
+  [[nodiscard]] std::uint32_t queued() const noexcept {
+    return pending(ctl_.load(std::memory_order_relaxed)) + (batch_len_ - batch_pos_);
+  }
 
   // --- pool ------------------------------------------------------------------------------
   void recycle(cell_base* c) noexcept { pool_.push(c); }
@@ -187,23 +192,69 @@ class state_base {
  protected:
   virtual ~state_base();
   // Server gone: destroys the node's message and tells its requester server_disappeared.
+  // (Inline posts are trivially destructible: close() just drops them.)
   virtual void fail_queued(cell_base* c) noexcept = 0;
   cell_base* pop_free() noexcept { return pool_.try_pop(); }
+  // A free node for a sender holding `p`'s lock: from p's cache, which is refilled from the
+  // shared pool a batch at a time, so that a busy sender touches the pool's head once per
+  // batch. nullptr if the pool is empty too.
+  cell_base* pop_free(producer& p) noexcept {
+    if (p.cache == nullptr) {
+      for (std::uint32_t i = 0; i < producer::cache_batch; ++i) {
+        cell_base* c = pool_.try_pop();
+        if (c == nullptr) break;
+        cache_push(p, c);
+      }
+      if (p.cache == nullptr) return nullptr;
+    }
+    cell_base* c = p.cache;
+    // ORDERING: relaxed; the cache is private to p (its lock is held).
+    p.cache = c->next_.load(std::memory_order_relaxed);
+    return c;
+  }
+
+ public:
+  // Gives a node back to p's cache (p's lock held); used when a send does not go ahead.
+  static void cache_push(producer& p, cell_base* c) noexcept {
+    // ORDERING: relaxed; the cache is private to p (its lock is held).
+    c->next_.store(p.cache, std::memory_order_relaxed);
+    p.cache = c;
+  }
+  // Empties p's cache into the shared pool (when its client object goes away).
+  void flush_cache(producer& p) noexcept {
+    while (cell_base* c = p.cache) {
+      // ORDERING: relaxed; the cache is private to p.
+      p.cache = c->next_.load(std::memory_order_relaxed);
+      pool_.push(c);
+    }
+  }
+
+ protected:
   void count_allocation() noexcept { allocated_.fetch_add(1, std::memory_order_relaxed); }
   [[nodiscard]] std::size_t allocated() const noexcept { return allocated_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<std::uint32_t>& refs(group g) noexcept { return g == client_group ? client_refs_ : server_refs_; }
   void release_group() noexcept;
-  cell_base* take_announced() noexcept {
-    cell_base* c = nullptr;
+  envelope take_announced() noexcept {
+    envelope c;
     while (!queue_.try_dequeue(ctok_, c)) wait_for_announced();
     note_taken();
     return c;
   }
-  void note_taken() noexcept {
+  // Dequeues up to batch_size announced nodes into the server-local batch. Server thread.
+  bool refill_batch() noexcept {
+    const std::size_t n = queue_.try_dequeue_bulk(ctok_, batch_, batch_size);
+    if (n == 0) return false;
+    // The dequeue (acquire) happens after each sender's announce, so announced ≥ taken.
+    note_taken(static_cast<std::uint32_t>(n));
+    batch_pos_ = 0;
+    batch_len_ = static_cast<std::uint8_t>(n);
+    return true;
+  }
+  void note_taken(std::uint32_t n = 1) noexcept {
     // ORDERING: relaxed; only the server thread writes taken_ (probes read it racily).
-    taken_.store(taken_.load(std::memory_order_relaxed) + one, std::memory_order_relaxed);
+    taken_.store(taken_.load(std::memory_order_relaxed) + n * one, std::memory_order_relaxed);
 #if UMP_TSAN
     // ThreadSanitizer does not model the standalone fences moodycamel uses to hand a block
     // back from the consumer to its producer, and reports the producer's reuse as a race.
@@ -214,12 +265,16 @@ class state_base {
   }
   void wait_for_announced() noexcept;  // a sender is between announce and enqueue
   static bool poll_for_server(void* self) noexcept;
-  void wake_server() noexcept;
 
   alignas(cache_line_size) std::atomic<std::uint32_t> ctl_{0};
   async_waiter server_waiter_{};
-  alignas(cache_line_size) cell_base* spun_ = nullptr;  // server thread only: found while spinning
-  alignas(cache_line_size) std::atomic<std::uint32_t> taken_{0};        // server thread only
+  // Server thread only: nodes dequeued in bulk and not handed out yet. They count as taken
+  // (taken_ includes them), so close() fails them before draining the queue.
+  static constexpr std::size_t batch_size = 16;
+  alignas(cache_line_size) std::atomic<std::uint32_t> taken_{0};
+  std::uint8_t batch_pos_ = 0;
+  std::uint8_t batch_len_ = 0;
+  envelope batch_[batch_size];
   alignas(cache_line_size) std::atomic<std::uint32_t> server_refs_{1};  // the server
   alignas(cache_line_size) std::atomic<std::uint32_t> client_refs_{1};  // the first client
   std::atomic<std::uint32_t> strong_{1};
@@ -297,12 +352,21 @@ class channel_state final : public state_base {
   // A node from the pool, or a new one. May throw std::bad_alloc (allocation only).
   node_type* acquire_node() {
     if (cell_base* c = pop_free()) return static_cast<node_type*>(c);
+    return allocate_node();
+  }
+  // The same through a sender's cache (p's lock held).
+  node_type* acquire_node(producer& p) {
+    if (cell_base* c = pop_free(p)) return static_cast<node_type*>(c);
+    return allocate_node();
+  }
+
+ private:
+  node_type* allocate_node() {
     auto* n = new node_type;
     count_allocation();
     return n;
   }
 
- private:
   // Every node is back in the pool by now: each holder of one also held a reference.
   ~channel_state() override {
     std::size_t freed = 0;
