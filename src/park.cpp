@@ -29,22 +29,68 @@ std::uint32_t* futex_addr(const std::atomic<std::uint32_t>& w) noexcept {
 }
 #endif
 
+// What spinning has been worth lately on this thread (wait_options::adaptive). A spin that
+// runs out of budget halves the next budget (down to spin / 64); a spin that succeeds doubles
+// it back (up to the channel's budget). While shrunk, every probe_every-th wait spins the
+// full budget to find out whether spinning pays again; a failed probe doubles the interval
+// to the next one, so under lasting overload probes become rare. Waits are counted towards
+// a probe from the moment the budget first shrinks: the 16th wait after that is the first.
+struct spin_governor {
+  static constexpr unsigned max_shift = 6;
+  static constexpr unsigned first_probe = 16;
+  static constexpr unsigned max_probe = 1024;
+  unsigned shift = 0;
+  unsigned probe_every = first_probe;
+  unsigned since_probe = 0;
+};
+thread_local spin_governor t_governor;
+
 }  // namespace
 
 bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts,
                 deadline dl) noexcept {
   if (opts.spin.count() <= 0) return false;
+  spin_governor& gov = t_governor;
+  clock::duration budget = std::chrono::duration_cast<clock::duration>(opts.spin);
+  bool probe = false;
+  if (opts.adaptive && gov.shift > 0) {
+    if (++gov.since_probe >= gov.probe_every) {
+      gov.since_probe = 0;
+      probe = true;
+    } else {
+      budget /= (1 << gov.shift);
+    }
+  }
   const clock::time_point start = clock::now();
-  clock::time_point end = start + opts.spin;
-  if (end > dl.at) end = dl.at;
+  clock::time_point end = start + budget;
+  const bool cut_by_deadline = end > dl.at;
+  if (cut_by_deadline) end = dl.at;
   const clock::time_point yield_from = start + opts.spin_before_yield;
   // The clock is read every 64 polls (a pause is tens of ns): cheap next to a round trip.
   for (unsigned i = 1;; ++i) {
-    if (poll(ctx)) return true;
+    if (poll(ctx)) {
+      if (opts.adaptive) {
+        if (probe) {
+          gov.shift = 0;
+          gov.probe_every = spin_governor::first_probe;
+        } else if (gov.shift > 0) {
+          --gov.shift;
+        }
+      }
+      return true;
+    }
     cpu_relax();
     if ((i & 63) == 0) {
       const clock::time_point now = clock::now();
-      if (now >= end) return false;
+      if (now >= end) {
+        // A spin cut short by the caller's deadline says nothing about the budget.
+        if (opts.adaptive && !cut_by_deadline) {
+          if (gov.shift == 0) gov.since_probe = 0;  // the count to the first probe starts now
+          if (gov.shift < spin_governor::max_shift) ++gov.shift;
+          if (probe && gov.probe_every < spin_governor::max_probe) gov.probe_every *= 2;
+        }
+        return false;
+      }
       // Past the pure-spin part, give the core away now and then: when threads outnumber
       // cores, the thread we wait for may be waiting for our core.
       if (now >= yield_from && (i & 255) == 0) std::this_thread::yield();
@@ -114,6 +160,8 @@ void unpark_all(const std::atomic<std::uint32_t>& word) noexcept {
   const_cast<std::atomic<std::uint32_t>&>(word).notify_all();
 #endif
 }
+
+unsigned spin_budget_shift() noexcept { return t_governor.shift; }
 
 park_stats read_park_stats() noexcept {
   return {g_parks.load(std::memory_order_relaxed), g_wakes.load(std::memory_order_relaxed)};

@@ -18,6 +18,13 @@ struct wait_options {
   // yields its core now and then, so that when threads outnumber cores the thread it waits
   // for can run. Clamped to `spin`.
   std::chrono::nanoseconds spin_before_yield{std::chrono::microseconds(5)};
+  // Adapt the budget to how spinning has worked out lately on the waiting thread: each spin
+  // that runs out halves the next one (down to spin / 64), each that succeeds doubles it
+  // back (up to `spin`); while shrunk, an occasional wait spins the full budget to check
+  // whether spinning pays again. This is what keeps a busy or oversubscribed machine from
+  // wasting whole budgets on waits that end in parking anyway. The memory is per thread
+  // and shared by every channel the thread waits on. false: always spin the full budget.
+  bool adaptive = true;
 };
 
 struct channel_options {

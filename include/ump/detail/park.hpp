@@ -71,6 +71,11 @@ bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t valu
 // while a waker may still touch them).
 void unpark_all(const std::atomic<std::uint32_t>& word) noexcept;
 
+// How far the calling thread's adaptive spin budget is shrunk right now: the next spin with
+// wait_options::adaptive runs for spin / 2^shift (0 = the full budget; at most 6). For
+// tests and benchmarks.
+[[nodiscard]] unsigned spin_budget_shift() noexcept;
+
 // Counts futex wake/wait system calls made by this process (for benchmarks and tests).
 struct park_stats {
   std::uint64_t parks;
