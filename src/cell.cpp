@@ -12,6 +12,12 @@ bool cell_base::wait_ready(const wait_options& opts, deadline dl) noexcept {
   if (spin_while_equal(state_, empty, opts, dl) == ready) return true;
   UMP_TEST_DELAY(wait_before_park);
 
+  // Pin the channel for the replier's futex wake (see cell.hpp): the pin passes to the
+  // replier with the transition below, and comes back to us if that transition fails or we
+  // abandon from waiting_thread. Our node's own reference keeps the channel alive meanwhile.
+  state_base* const owner = owner_;  // set once when the node was made; never changes
+  if (owner != nullptr) pin_owner(owner);
+
   // Transition empty → waiting_thread.
   std::uint32_t expected = empty;
   // ORDERING: acq_rel on success (the replier's exchange reads it and knows to wake us);
@@ -19,6 +25,7 @@ bool cell_base::wait_ready(const wait_options& opts, deadline dl) noexcept {
   if (!state_.compare_exchange_strong(expected, waiting, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
     UMP_ASSERT(expected == ready, "only the requester abandons its own request");
+    if (owner != nullptr) unpin_owner(owner);
     return true;
   }
   // Phase 2: park until the replier's exchange moves us off waiting_thread.
@@ -31,9 +38,12 @@ bool cell_base::wait_ready(const wait_options& opts, deadline dl) noexcept {
       expected = waiting;
       // ORDERING: acq_rel; on failure (ready) acquire makes the outcome visible.
       if (state_.compare_exchange_strong(expected, static_cast<std::uint32_t>(cell_state::abandoned),
-                                         std::memory_order_acq_rel, std::memory_order_acquire))
+                                         std::memory_order_acq_rel, std::memory_order_acquire)) {
+        // The replier will see `abandoned` and never wake us: the pin is ours to drop.
+        if (owner != nullptr) unpin_owner(owner);
         return false;
-      return true;
+      }
+      return true;  // ready: the replier wakes (or woke) us and drops the pin
     }
   }
 }

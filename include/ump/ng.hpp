@@ -5,10 +5,10 @@
 // no reply and never blocks. ng::post_client can only post. The server's wait() returns an
 // ng::message: either a post P, or a request (S and its reply_context).
 //
-// Cost: a post of a trivially copyable P of at most 24 bytes (ints, pointers, small structs
-// of them) is copied into the queue's slot itself; no node is taken from the pool, so a
-// post costs one enqueue and one announce. Other posts travel in a pooled node, like
-// requests.
+// Cost: a post of a trivially copyable P of at most 8 bytes (integers, enums, pointers,
+// pairs of 32-bit values) is copied into the queue's slot itself; no node is taken from the
+// pool, so a post costs one enqueue and one announce. Other posts travel in a pooled node,
+// like requests.
 //
 // Ordering: posts and requests sent through one client object arrive in the order sent.
 // Lifecycle and memory ordering are exactly those of ump (see ump/server.hpp, client.hpp):

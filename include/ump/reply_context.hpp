@@ -65,16 +65,16 @@ class reply_context {
   friend class detail::server_core;
   using cell_type = detail::reply_cell<R, E>;
 
-  reply_context(detail::state_base* st, cell_type* cell) noexcept : st_(st), cell_(cell) {
-    st_->add_ref(detail::state_base::server_group);
-  }
+  // No reference of its own: the request's node holds one until it is recycled.
+  reply_context(detail::state_base* st, cell_type* cell) noexcept : st_(st), cell_(cell) {}
 
   template <class A>
   result<void, E> deliver(A&& a) {
     UMP_ASSERT(cell_ != nullptr, "a reply_context is consumed once: reply or fail after reply, fail or move");
     const auto r = detail::complete(*st_, *cell_, std::forward<A>(a));
+    // Once published, the requester may recycle the node and the state may be gone.
     cell_ = nullptr;
-    std::exchange(st_, nullptr)->release(detail::state_base::server_group);
+    st_ = nullptr;
     if (r == detail::publish_result::origin_gone) return error<E>(errc::origin_disappeared);
     return {};
   }
@@ -84,7 +84,7 @@ class reply_context {
       (void)detail::complete(*st_, *cell_, error<E>(errc::no_reply));
       cell_ = nullptr;
     }
-    if (st_ != nullptr) std::exchange(st_, nullptr)->release(detail::state_base::server_group);
+    st_ = nullptr;
   }
 
   detail::state_base* st_;

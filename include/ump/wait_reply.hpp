@@ -24,15 +24,14 @@ class wait_reply;
 
 namespace detail {
 
-// Owns one pending request (its cell and a client-group reference). Shared by wait_reply and
-// the reply awaiter: one way to wait, consume and abandon, for threads and coroutines.
+// Owns one pending request: its cell, whose node holds the reference that keeps the channel
+// alive (state.hpp). Shared by wait_reply and the reply awaiter: one way to wait, consume and
+// abandon, for threads and coroutines.
 template <class R, class E>
 class pending_reply {
  public:
   pending_reply() noexcept = default;
-  pending_reply(state_base* st, reply_cell<R, E>* cell) noexcept : st_(st), cell_(cell) {
-    st_->add_ref(state_base::client_group);
-  }
+  pending_reply(state_base* st, reply_cell<R, E>* cell) noexcept : st_(st), cell_(cell) {}
   pending_reply(pending_reply&& o) noexcept
       : st_(std::exchange(o.st_, nullptr)), cell_(std::exchange(o.cell_, nullptr)) {}
   pending_reply& operator=(pending_reply&& o) noexcept {
@@ -54,7 +53,7 @@ class pending_reply {
     UMP_ASSERT(cell_ != nullptr, "a wait_reply is waited for once (used after wait or move)");
     if (!cell_->wait_ready(st_->wait_opts(), dl)) {
       cell_ = nullptr;  // abandoned: the replier recycles it
-      release();
+      st_ = nullptr;
       return error<E>(errc::timed_out);
     }
     return take();
@@ -63,13 +62,12 @@ class pending_reply {
   // Precondition: ready. Moves the outcome out and gives the cell back.
   result<R, E> take() {
     auto* c = std::exchange(cell_, nullptr);
-    scope_exit rel([this]() noexcept { release(); });
-    return consume(*st_, *c);
+    return consume(*std::exchange(st_, nullptr), *c);  // recycles the node: last use of st_
   }
 
   void reset() noexcept {
     if (cell_ != nullptr) abandon(*st_, *std::exchange(cell_, nullptr));
-    release();
+    st_ = nullptr;
   }
 
   // After register_async_waiter succeeded: abandons the request unless its outcome already
@@ -78,14 +76,11 @@ class pending_reply {
   bool withdraw_async() noexcept {
     if (cell_ == nullptr || !cell_->withdraw_async_waiter()) return false;
     cell_ = nullptr;  // abandoned: the replier recycles it
-    release();
+    st_ = nullptr;
     return true;
   }
 
  private:
-  void release() noexcept {
-    if (st_ != nullptr) std::exchange(st_, nullptr)->release(state_base::client_group);
-  }
   state_base* st_ = nullptr;
   reply_cell<R, E>* cell_ = nullptr;
 };

@@ -18,10 +18,14 @@
 // `ready`, the requester destroys the outcome and recycles. Exactly one side recycles.
 //
 // Waking never touches freed memory: nodes are only returned to the channel's pool, which
-// lives until the last reference to the channel's shared state (every replier holds one) is
-// gone. A thread waiter woken late, or a futex wake landing on a node already reused, is a
-// spurious wake-up that the sleeper's loop absorbs. An async waiter cannot be consumed before
-// the replier has read it: the coroutine only resumes through that waiter.
+// lives until the last reference to the channel's shared state is gone. Every node outside
+// the shared pool holds one client-group reference (see state.hpp), so neither side of a
+// request needs one of its own. The one moment a replier touches a node it no longer owns is
+// the futex wake after publishing to a parked requester; so a requester pins the state
+// (pin_owner) before it parks, and the replier unpins it after the wake. A futex wake landing
+// on a node already reused is a spurious wake-up that the sleeper's loop absorbs. An async
+// waiter cannot be consumed before the replier has read it: the coroutine only resumes
+// through that waiter, and the replier touches nothing after calling it.
 #pragma once
 
 #include <atomic>
@@ -34,6 +38,12 @@
 #include "ump/result.hpp"
 
 namespace ump::detail {
+
+class state_base;
+// One extra client-group reference on a cell's channel, held by a parked requester on the
+// replier's behalf (see above). Out of line (src/state.cpp).
+void pin_owner(state_base* st) noexcept;
+void unpin_owner(state_base* st) noexcept;
 
 enum class cell_state : std::uint32_t {
   empty = 0,           // in flight: no outcome, requester not registered (maybe spinning)
@@ -75,10 +85,14 @@ class cell_base {
     switch (prev) {
       case cell_state::empty:
         return publish_result::delivered;
-      case cell_state::waiting_thread:
+      case cell_state::waiting_thread: {
+        state_base* const owner = owner_;  // read before the requester can run and reuse us
         UMP_TEST_DELAY(wake_before_notify);
         unpark_all(state_);
+        // The requester pinned the channel before parking: it is alive until this unpin.
+        if (owner != nullptr) unpin_owner(owner);
         return publish_result::delivered;
+      }
       case cell_state::waiting_async: {
         const async_waiter w = waiter_;  // read before the coroutine can run and reuse us
         UMP_TEST_DELAY(wake_before_notify);
@@ -144,6 +158,8 @@ class cell_base {
 
   // Pool link (only meaningful while the cell is in the pool).
   std::atomic<cell_base*> next_{nullptr};
+  // The channel whose pool this cell belongs to (nullptr for a free-standing cell).
+  state_base* owner_ = nullptr;
   // True for an ng post: no reply is expected and no requester waits on this cell.
   bool is_post_ = false;
 

@@ -10,9 +10,13 @@
 //     sender's) and the server only reads it.
 //   * strong_: number of strong clients. upgrade() is increment-if-not-zero; the drop to
 //     zero sets no_clients in ctl_ (permanently: zero is never left again).
-//   * two reference groups, so that the server's per-request reference traffic (reply
-//     contexts) and the clients' (wait_reply) live on different cache lines. The state is
-//     deleted when both groups have reached zero; each group reaches zero exactly once.
+//   * two reference groups: the server (server group); every client and weak client, and
+//     every node outside the shared pool (client group). A node's reference is what keeps
+//     the state alive for the wait_reply and the reply_context of its request, so neither
+//     takes one of its own: nodes are taken from the pool into a client object's stock
+//     sixteen at a time with one fetch_add, and the one that recycles a node drops its
+//     reference. A parked requester adds a pin for its replier's futex wake (cell.hpp).
+//     The state is deleted when both groups have reached zero; each does so exactly once.
 //   * the cell pool and the moodycamel queue.
 //
 // Send protocol (any client thread):       Receive protocol (server thread):
@@ -68,16 +72,16 @@ class state_base {
 
   // --- reference groups ------------------------------------------------------------------
   enum group : std::uint8_t { client_group = 0, server_group = 1 };
-  void add_ref(group g) noexcept {
+  void add_ref(group g, std::uint32_t n = 1) noexcept {
     // ORDERING: relaxed; the caller already holds a reference in that group (or the state
     // is brand new), so the count cannot be zero concurrently.
-    refs(g).fetch_add(1, std::memory_order_relaxed);
+    refs(g).fetch_add(n, std::memory_order_relaxed);
   }
-  void release(group g) noexcept {
+  void release(group g, std::uint32_t n = 1) noexcept {
     // ORDERING: acq_rel; release publishes this holder's last writes, acquire (on the last
     // decrement) makes every other holder's writes visible before teardown. Pairs with the
     // other releases of the same group and with groups_'s decrement below.
-    if (refs(g).fetch_sub(1, std::memory_order_acq_rel) == 1) release_group();
+    if (refs(g).fetch_sub(n, std::memory_order_acq_rel) == n) release_group();
   }
 
   // --- strong clients ----------------------------------------------------------------------
@@ -185,7 +189,12 @@ class state_base {
   }
 
   // --- pool ------------------------------------------------------------------------------
-  void recycle(cell_base* c) noexcept { pool_.push(c); }
+  // Returns a node to the shared pool and drops the reference it held. Last use of the
+  // state by the caller: that reference may have been the last one.
+  void recycle(cell_base* c) noexcept {
+    pool_.push(c);
+    release(client_group);
+  }
   [[nodiscard]] const wait_options& wait_opts() const noexcept { return opts_; }
   node_queue& queue() noexcept { return queue_; }
 
@@ -194,18 +203,25 @@ class state_base {
   // Server gone: destroys the node's message and tells its requester server_disappeared.
   // (Inline posts are trivially destructible: close() just drops them.)
   virtual void fail_queued(cell_base* c) noexcept = 0;
-  cell_base* pop_free() noexcept { return pool_.try_pop(); }
+  // A free node from the shared pool, now holding its reference; nullptr if the pool is empty.
+  cell_base* pop_free() noexcept {
+    cell_base* c = pool_.try_pop();
+    if (c != nullptr) add_ref(client_group);
+    return c;
+  }
   // A free node for a sender holding `p`'s lock: from p's cache, which is refilled from the
   // shared pool a batch at a time, so that a busy sender touches the pool's head once per
   // batch. nullptr if the pool is empty too.
   cell_base* pop_free(producer& p) noexcept {
     if (p.cache == nullptr) {
-      for (std::uint32_t i = 0; i < producer::cache_batch; ++i) {
+      std::uint32_t got = 0;
+      for (; got < producer::cache_batch; ++got) {
         cell_base* c = pool_.try_pop();
         if (c == nullptr) break;
         cache_push(p, c);
       }
-      if (p.cache == nullptr) return nullptr;
+      if (got == 0) return nullptr;
+      add_ref(client_group, got);  // one reference per node, taken in one step
     }
     cell_base* c = p.cache;
     // ORDERING: relaxed; the cache is private to p (its lock is held).
@@ -220,13 +236,17 @@ class state_base {
     c->next_.store(p.cache, std::memory_order_relaxed);
     p.cache = c;
   }
-  // Empties p's cache into the shared pool (when its client object goes away).
+  // Empties p's cache into the shared pool (when its client object goes away) and drops
+  // the nodes' references in one step (the client's own reference keeps the state alive).
   void flush_cache(producer& p) noexcept {
+    std::uint32_t n = 0;
     while (cell_base* c = p.cache) {
       // ORDERING: relaxed; the cache is private to p.
       p.cache = c->next_.load(std::memory_order_relaxed);
       pool_.push(c);
+      ++n;
     }
+    if (n != 0) release(client_group, n);
   }
 
  protected:
@@ -363,7 +383,9 @@ class channel_state final : public state_base {
  private:
   node_type* allocate_node() {
     auto* n = new node_type;
+    n->owner_ = this;
     count_allocation();
+    add_ref(client_group);
     return n;
   }
 
