@@ -836,6 +836,58 @@ void run_rtt(benchmark::State& state) {
     if (wrong != 0) state.SkipWithError("wrong reply");
 }
 
+// rtt_loaded: rtt while one busy "hog" thread per hardware thread competes for every
+// core (plain CPU loops at normal priority, started before and stopped after the timed
+// loop). Client and server threads now outnumber the cores and get preempted: this is how
+// a wait strategy behaves on a machine that is busy with other work.
+class cpu_hogs {
+public:
+    cpu_hogs() {
+        const unsigned n = std::max(1u, std::thread::hardware_concurrency());
+        for (unsigned i = 0; i < n; ++i) {
+            threads_.emplace_back([this] {
+                std::uint64_t x = 0;
+                // ORDERING: relaxed; only a stop request, no data.
+                while (!stop_.load(std::memory_order_relaxed)) {
+                    for (int k = 0; k < 1024; ++k) x = x * 6364136223846793005u + 1442695040888963407u;
+                    benchmark::DoNotOptimize(x);
+                }
+            });
+        }
+    }
+    ~cpu_hogs() {
+        // ORDERING: relaxed; the joins below synchronise.
+        stop_.store(true, std::memory_order_relaxed);
+        for (auto& t : threads_) t.join();
+    }
+    cpu_hogs(const cpu_hogs&) = delete;
+    cpu_hogs& operator=(const cpu_hogs&) = delete;
+
+private:
+    std::atomic<bool> stop_{false};
+    std::vector<std::thread> threads_;
+};
+
+template <request_reply_impl I>
+void run_rtt_loaded(benchmark::State& state) {
+    I impl;
+    auto client = impl.make_client();
+    for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);
+    cpu_hogs hogs;
+    latency_recorder latencies{static_cast<std::size_t>(state.max_iterations)};
+    std::uint64_t x = 1000;
+    std::uint64_t wrong = 0;
+    for (auto _ : state) {
+        const auto t0 = bench_clock::now();
+        const std::uint64_t reply = client.call(x);
+        latencies.record(bench_clock::now() - t0);
+        wrong += reply != x + 1;
+        ++x;
+    }
+    latencies.report(state);
+    if (wrong != 0) state.SkipWithError("wrong reply");
+}
+
 // rtt_idle: the client busy-waits idle_pause between requests (spinning on the
 // clock, never sleeping) so that a server with a bounded spin budget has parked
 // and each request pays its wake-up. Manual time: only the round trip is timed.
@@ -1076,6 +1128,7 @@ void register_floor(const std::string& name) {
 struct request_reply_workloads {
     bool rtt = true;
     bool rtt_idle = true;
+    bool rtt_loaded = true;
     bool contended = true;
     bool pipelined = true;
 };
@@ -1092,6 +1145,11 @@ void register_request_reply(const std::string& impl_name, request_reply_workload
         benchmark::RegisterBenchmark(("rtt_idle/" + impl_name).c_str(), run_rtt_idle<I>)
             ->UseManualTime()
             ->Iterations(idle_iterations)
+            ->ReportAggregatesOnly(true);
+    }
+    if (w.rtt_loaded) {
+        benchmark::RegisterBenchmark(("rtt_loaded/" + impl_name).c_str(), run_rtt_loaded<I>)
+            ->UseRealTime()
             ->ReportAggregatesOnly(true);
     }
     if (w.contended) {

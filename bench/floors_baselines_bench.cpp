@@ -4,14 +4,29 @@
 //   floor/{spin,atomic_wait,futex}                 two threads ping-ponging one word, ns per round trip
 //   rtt/<impl>                                     one client back-to-back, ns per round trip + p50/p99
 //   rtt_idle/<impl>, rtt_idle/floor_<floor>        client pauses 50 us between requests, p50/p99
+//   rtt_loaded/<impl>                              rtt while one CPU hog per core competes, p50/p99
 //   contended/<impl>/threads:{1,2,4,8}             items/s = round trips/s, latency_ns per client
 //   pipelined/<impl>                               64 sends then 64 waits, ns per request
 //   post/<impl>/producers:{1,2,4}                  items/s = messages/s
+//   cost/uncontended_rmw                           one atomic RMW on a private line, ns
 // ump's adapters register the same workloads under impl "ump" (ump_*_bench.cpp),
 // so tools/bench_report.py pairs rows by workload and parameter.
 #include "baselines.hpp"
 
 namespace {
+
+// cost/uncontended_rmw: one atomic read-modify-write on a cache line no other thread
+// touches (a lock-prefixed instruction on x86). The unit for reading the per-hop
+// breakdown in BENCHMARKS.md: a round trip that needs no cross-core transfer still pays
+// one of these per RMW in its protocol.
+void run_uncontended_rmw(benchmark::State& state) {
+    alignas(ump_bench::cache_line_size) std::atomic<std::uint64_t> word{0};
+    for (auto _ : state) {
+        // ORDERING: acq_rel, as ump's own RMWs; nothing pairs with it (single thread).
+        word.fetch_add(1, std::memory_order_acq_rel);
+    }
+    benchmark::DoNotOptimize(word.load(std::memory_order_relaxed));
+}
 
 const bool registered = [] {
     using namespace ump_bench;
@@ -25,6 +40,7 @@ const bool registered = [] {
 
     register_post<mutex_condvar_post>("mutex_condvar");
     register_post<moodycamel_post>("moodycamel");
+    benchmark::RegisterBenchmark("cost/uncontended_rmw", run_uncontended_rmw)->ReportAggregatesOnly(true);
     return true;
 }();
 

@@ -74,14 +74,16 @@ struct ump_word : ump_impl<word> {
   ump_word() = default;
 };
 
-// The spin-budget experiment: the same channel with other budgets (spin_before_yield is
-// kept at min(5 µs, budget)). See BENCHMARKS.md, "Spin budget".
+// The spin-budget experiment: the same channel with fixed budgets (adaptive off;
+// spin_before_yield is kept at min(5 µs, budget)). The default `ump` rows are the adaptive
+// 50 µs budget. See BENCHMARKS.md, "Spin budget".
 template <int SpinUs>
 struct ump_spin : ump_impl<word> {
   static ump::channel_options opts() {
     ump::channel_options o;
     o.waiting.spin = std::chrono::microseconds(SpinUs);
     o.waiting.spin_before_yield = std::chrono::microseconds(SpinUs < 5 ? SpinUs : 5);
+    o.waiting.adaptive = false;
     return o;
   }
   ump_spin() : ump_impl<word>(opts()) {}
@@ -90,7 +92,7 @@ struct ump_spin : ump_impl<word> {
 template <int SpinUs>
 void register_spin_variant() {
   const std::string name = "ump_spin" + std::to_string(SpinUs) + "us";
-  register_request_reply<ump_spin<SpinUs>>(name, {.rtt = true, .rtt_idle = true, .contended = true, .pipelined = false});
+  register_request_reply<ump_spin<SpinUs>>(name, {.rtt = true, .rtt_idle = true, .rtt_loaded = true, .contended = true, .pipelined = false});
 }
 
 // ng posts: one consumer thread counting what it receives.
@@ -100,9 +102,11 @@ class ump_post_impl {
     auto [srv, cli] = ump::ng::channel<std::uint64_t, int, int>();
     cli_.emplace(std::move(cli));
     server_ = std::thread([this, srv = std::move(srv)]() mutable {
+      std::uint64_t count = 0;
       while (auto m = srv.wait()) {
+        // Only this thread writes the counter: a plain store, as the baselines' consumers do.
         // ORDERING: release; pairs with consumed()'s acquire load.
-        if (m->is_post()) consumed_.fetch_add(1, std::memory_order_release);
+        if (m->is_post()) consumed_.store(++count, std::memory_order_release);
       }
     });
   }

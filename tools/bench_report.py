@@ -43,6 +43,15 @@ import sys
 TARGETS = [
     dict(name="rtt within 1.5x of the spin floor",
          rows=("rtt", "ump", ""), metric="time_ns", rule="<=", ref=("floor", "spin", ""), factor=1.5),
+    dict(name="rtt at least 3x faster than moodycamel + atomic slot",
+         rows=("rtt", "ump", ""), metric="time_ns", rule="<=", ref=("rtt", "moodycamel_atomic_slot", ""),
+         factor=1 / 3),
+    dict(name="rtt at least 10x faster than mutex/condvar + promise",
+         rows=("rtt", "ump", ""), metric="time_ns", rule="<=", ref=("rtt", "mutex_condvar_promise", ""),
+         factor=0.1),
+    dict(name="rtt_idle p50 within 1.2x of the futex floor",
+         rows=("rtt_idle", "ump", ""), metric="p50_ns", rule="<=", ref=("rtt_idle", "floor_futex", ""),
+         factor=1.2),
     dict(name="contended: 2x the best baseline at each client count",
          rows=("contended", "ump", "*"), metric="items_per_second", rule=">=", ref="best_baseline",
          factor=2.0),
@@ -55,6 +64,10 @@ TARGETS = [
          rows=("coro_same_thread", "ump", ""), metric="time_ns", rule="<=", bound=100.0),
     dict(name="no heap allocation per request",
          rows=("*", "ump*", "*"), metric="allocs_per_req", rule="==", bound=0.0, tol=0.01),
+    dict(name="at most one futex wake per round trip",
+         rows=("cost", "ump_futex_per_rtt", "*"), metric="futex_wake_per_rt", rule="<=", bound=1.0),
+    dict(name="an idle parked server uses about no CPU (at most 1 ms per s)",
+         rows=("cost", "ump_idle_server_cpu", ""), metric="server_cpu_ms_per_s", rule="<=", bound=1.0),
 ]
 
 # How each workload is shown. metrics: (key, column title, better). The first
@@ -79,6 +92,12 @@ WORKLOADS = {
         note="Only the round trip is timed (manual time).",
         metrics=[("p50_ns", "p50", "lower"), ("p99_ns", "p99", "lower"),
                  ("time_ns", "mean", "lower")]),
+    "rtt_loaded": dict(
+        title="rtt_loaded: back-to-back round trips while one busy thread per core competes",
+        note="Client and server share the cores with CPU hogs at the same priority (threads "
+             "outnumber cores): what a wait strategy costs on a busy machine.",
+        metrics=[("time_ns", "mean per round trip", "lower"), ("p50_ns", "p50", "lower"),
+                 ("p99_ns", "p99", "lower")]),
     "contended": dict(
         title="contended: N client threads, one outstanding request each",
         note="Throughput is completed round trips per second over all clients; latency is "
@@ -94,7 +113,7 @@ WORKLOADS = {
         note="Messages consumed per second.",
         metrics=[("items_per_second", "messages/s", "higher")]),
 }
-WORKLOAD_ORDER = ["floor", "rtt", "rtt_idle", "contended", "pipelined", "post"]
+WORKLOAD_ORDER = ["floor", "rtt", "rtt_idle", "rtt_loaded", "contended", "pipelined", "post"]
 
 LOWER_IS_BETTER = {"time_ns", "cpu_ns", "latency_ns", "allocs_per_req"}
 
@@ -427,7 +446,7 @@ def evaluate_targets(rows):
             factor = t.get("factor", 1.0)
             bound_text = f"{rule} {fmt_value(metric, bound)}"
             if ref_label:
-                bound_text += f" ({factor:g}× {ref_label})"
+                bound_text += f" ({factor:.3g}× {ref_label})"
             results.append((t["name"], label, fmt_value(metric, value), bound_text,
                             "met" if ok else "**missed**"))
     return results
