@@ -389,7 +389,7 @@ TEST_CASE("inline_posts_and_node_requests_interleaved_in_order") {
       }
     }
   });
-  auto sender = [n, &bad](client_t_for<tag8> c, std::uint64_t who) {
+  auto sender = [&](client_t_for<tag8> c, std::uint64_t who) {
     for (int i = 0; i < n; ++i) {
       const std::uint64_t v = (who << 32) | static_cast<std::uint64_t>(i);
       if (i % 4 == 3) {
