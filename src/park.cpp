@@ -4,13 +4,18 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <optional>
 #include <thread>
 
 #include "ump/detail/config.hpp"
 
 #if defined(__linux__)
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -29,53 +34,147 @@ std::uint32_t* futex_addr(const std::atomic<std::uint32_t>& w) noexcept {
 }
 #endif
 
-// What spinning has been worth lately on this thread (wait_options::adaptive). A spin that
-// runs out of budget halves the next budget (down to spin / 64); a spin that succeeds doubles
-// it back (up to the channel's budget). While shrunk, every probe_every-th wait spins the
-// full budget to find out whether spinning pays again; a failed probe doubles the interval
-// to the next one, so under lasting overload probes become rare. Waits are counted towards
-// a probe from the moment the budget first shrinks: the 16th wait after that is the first.
+// What spinning has been worth lately on this thread (wait_options::adaptive). The signal is
+// starvation: during a long spin (one that reached its yielding phase), the thread's CPU time
+// grew by less than half the wall time, so it spent most of the spin off its core (preempted,
+// or its yields let another thread run). That means threads outnumber cores, and spinning
+// then takes the core from the thread being waited for. Starved spins are tracked as a
+// moving share (each long spin moves it 1/8 of the way to 0 or 1). A second signal covers
+// the thread that keeps its core while the one it waits for has lost its own: a spin that
+// runs out looks (at most every 5 ms per thread) at the number of runnable threads on the
+// machine (/proc/loadavg) and compares it with the CPUs this process may use. While the
+// starved share is above one quarter, or the machine was crowded at the last look, the
+// thread counts as oversubscribed, and every spin that runs out halves the next budget
+// (down to spin / 64). Otherwise a spin that runs out changes nothing: the cores
+// are free and the caller asked for that budget (an isolated hiccup, an interrupt or the
+// hypervisor taking the vCPU for a moment, does not reach one quarter). A spin that succeeds
+// doubles the budget back. While shrunk, every probe_every-th wait spins the full budget to
+// find out whether spinning pays again; a failed probe doubles the interval to the next one,
+// so under lasting overload probes become rare. Waits are counted towards a probe from the
+// moment the budget first shrinks: the 16th wait after that is the first.
 struct spin_governor {
   static constexpr unsigned max_shift = 6;
   static constexpr unsigned first_probe = 16;
   static constexpr unsigned max_probe = 1024;
+  static constexpr unsigned share_one = 256;  // fixed point: 256 = every long spin starved
   unsigned shift = 0;
   unsigned probe_every = first_probe;
   unsigned since_probe = 0;
+  unsigned starved_share = 0;
+  bool crowded = false;  // more runnable threads than CPUs at the last look
+  clock::time_point looked{};
+  [[nodiscard]] bool oversubscribed() const noexcept { return crowded || starved_share > share_one / 4; }
 };
 thread_local spin_governor t_governor;
 
+#if defined(__linux__)
+// True if the machine has more runnable threads than this process may use CPUs right now:
+// the fourth field of /proc/loadavg counts runnable threads at this instant ("3/412").
+bool machine_crowded() noexcept {
+  static const long cpus = [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<long>(CPU_COUNT(&set));
+    return sysconf(_SC_NPROCESSORS_ONLN);
+  }();
+  const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[128];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* p = buf;
+  for (int field = 0; field < 3 && p != nullptr; ++field) {
+    p = std::strchr(p, ' ');
+    if (p != nullptr) ++p;
+  }
+  if (p == nullptr) return false;
+  return std::strtol(p, nullptr, 10) > cpus;
+}
+#else
+bool machine_crowded() noexcept { return false; }
+#endif
+// A spin that runs out looks at the run queue at most this often (per thread).
+constexpr clock::duration crowd_check_every = std::chrono::milliseconds(5);
+
+clock::duration thread_cpu_now() noexcept {
+  timespec ts{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return {};
+  return std::chrono::duration_cast<clock::duration>(std::chrono::seconds(ts.tv_sec) +
+                                                     std::chrono::nanoseconds(ts.tv_nsec));
+}
+
 }  // namespace
+
+spin_plan plan_spin(const wait_options& opts) noexcept {
+  spin_governor& gov = t_governor;
+  spin_plan p{std::chrono::duration_cast<clock::duration>(opts.spin), false, opts.adaptive};
+  if (opts.adaptive && gov.shift > 0) {
+    if (++gov.since_probe >= gov.probe_every) {
+      gov.since_probe = 0;
+      p.probe = true;
+    } else {
+      p.budget /= (1 << gov.shift);
+    }
+  }
+  return p;
+}
+
+void record_spin(const spin_plan& plan, spin_end how, std::optional<bool> starved) noexcept {
+  if (!plan.adaptive) return;
+  spin_governor& gov = t_governor;
+  if (starved.has_value()) {
+    gov.starved_share -= gov.starved_share / 8;
+    if (*starved) gov.starved_share += spin_governor::share_one / 8;
+  }
+  switch (how) {
+    case spin_end::succeeded:
+      if (plan.probe) {
+        gov.shift = 0;
+        gov.probe_every = spin_governor::first_probe;
+      } else if (gov.shift > 0) {
+        --gov.shift;
+      }
+      break;
+    case spin_end::ran_out:
+      if (!gov.oversubscribed()) break;
+      if (gov.shift == 0) gov.since_probe = 0;  // the count to the first probe starts now
+      if (gov.shift < spin_governor::max_shift) ++gov.shift;
+      if (plan.probe && gov.probe_every < spin_governor::max_probe) gov.probe_every *= 2;
+      break;
+    case spin_end::deadline:
+      break;  // cut short by the caller: says nothing about the budget
+  }
+}
+
+void note_crowded(bool crowded) noexcept { t_governor.crowded = crowded; }
+
+unsigned spin_budget_shift() noexcept { return t_governor.shift; }
 
 bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts,
                 deadline dl) noexcept {
   if (opts.spin.count() <= 0) return false;
-  spin_governor& gov = t_governor;
-  clock::duration budget = std::chrono::duration_cast<clock::duration>(opts.spin);
-  bool probe = false;
-  if (opts.adaptive && gov.shift > 0) {
-    if (++gov.since_probe >= gov.probe_every) {
-      gov.since_probe = 0;
-      probe = true;
-    } else {
-      budget /= (1 << gov.shift);
-    }
-  }
+  const spin_plan plan = plan_spin(opts);
   const clock::time_point start = clock::now();
-  clock::time_point end = start + budget;
+  clock::time_point end = start + plan.budget;
   const bool cut_by_deadline = end > dl.at;
   if (cut_by_deadline) end = dl.at;
   const clock::time_point yield_from = start + opts.spin_before_yield;
+  // Set when the spin reaches its yielding phase (a long spin): wall and CPU time then, so
+  // that its end can tell whether the thread kept its core (see spin_governor).
+  clock::time_point long_from{};
+  clock::duration cpu_from{};
+  const auto starved = [&](clock::time_point now) -> std::optional<bool> {
+    if (long_from == clock::time_point{} || now - long_from < std::chrono::microseconds(10)) return std::nullopt;
+    return (thread_cpu_now() - cpu_from) * 2 < now - long_from;
+  };
   // The clock is read every 64 polls (a pause is tens of ns): cheap next to a round trip.
   for (unsigned i = 1;; ++i) {
     if (poll(ctx)) {
-      if (opts.adaptive) {
-        if (probe) {
-          gov.shift = 0;
-          gov.probe_every = spin_governor::first_probe;
-        } else if (gov.shift > 0) {
-          --gov.shift;
-        }
+      if (plan.adaptive) {
+        const clock::time_point now = long_from == clock::time_point{} ? start : clock::now();
+        record_spin(plan, spin_end::succeeded, starved(now));
       }
       return true;
     }
@@ -83,17 +182,24 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
     if ((i & 63) == 0) {
       const clock::time_point now = clock::now();
       if (now >= end) {
-        // A spin cut short by the caller's deadline says nothing about the budget.
-        if (opts.adaptive && !cut_by_deadline) {
-          if (gov.shift == 0) gov.since_probe = 0;  // the count to the first probe starts now
-          if (gov.shift < spin_governor::max_shift) ++gov.shift;
-          if (probe && gov.probe_every < spin_governor::max_probe) gov.probe_every *= 2;
+        if (plan.adaptive) {
+          if (!cut_by_deadline && now - t_governor.looked >= crowd_check_every) {
+            t_governor.looked = now;
+            note_crowded(machine_crowded());
+          }
+          record_spin(plan, cut_by_deadline ? spin_end::deadline : spin_end::ran_out, starved(now));
         }
         return false;
       }
       // Past the pure-spin part, give the core away now and then: when threads outnumber
       // cores, the thread we wait for may be waiting for our core.
-      if (now >= yield_from && (i & 255) == 0) std::this_thread::yield();
+      if (now >= yield_from) {
+        if (plan.adaptive && long_from == clock::time_point{}) {
+          long_from = now;
+          cpu_from = thread_cpu_now();
+        }
+        if ((i & 255) == 0) std::this_thread::yield();
+      }
     }
   }
 }
@@ -160,8 +266,6 @@ void unpark_all(const std::atomic<std::uint32_t>& word) noexcept {
   const_cast<std::atomic<std::uint32_t>&>(word).notify_all();
 #endif
 }
-
-unsigned spin_budget_shift() noexcept { return t_governor.shift; }
 
 park_stats read_park_stats() noexcept {
   return {g_parks.load(std::memory_order_relaxed), g_wakes.load(std::memory_order_relaxed)};

@@ -18,12 +18,15 @@ struct wait_options {
   // yields its core now and then, so that when threads outnumber cores the thread it waits
   // for can run. Clamped to `spin`.
   std::chrono::nanoseconds spin_before_yield{std::chrono::microseconds(5)};
-  // Adapt the budget to how spinning has worked out lately on the waiting thread: each spin
-  // that runs out halves the next one (down to spin / 64), each that succeeds doubles it
-  // back (up to `spin`); while shrunk, an occasional wait spins the full budget to check
-  // whether spinning pays again. This is what keeps a busy or oversubscribed machine from
-  // wasting whole budgets on waits that end in parking anyway. The memory is per thread
-  // and shared by every channel the thread waits on. false: always spin the full budget.
+  // Adapt the budget when threads outnumber cores. The waiting thread counts as
+  // oversubscribed when it keeps losing its core during long spins (its CPU time grows by
+  // less than half the wall time), or when the machine had more runnable threads than CPUs
+  // at its last look (/proc/loadavg, at most every 5 ms per thread). While it is, each spin
+  // that runs out halves the next budget (down to spin / 64); a spin that succeeds doubles
+  // it back (up to `spin`); while shrunk, an occasional wait spins the full budget to check
+  // whether spinning pays again. With free cores nothing changes: a spin that runs out
+  // there costs only this thread's own idle core. The memory is per thread and shared by
+  // every channel the thread waits on. false: always spin the full budget.
   bool adaptive = true;
 };
 

@@ -1,10 +1,12 @@
-// Tests for the adaptive spin budget in ump/detail/park.hpp (spin_until's per-thread
-// governor). Each test runs on a fresh thread, so it starts from a full budget. Spins are
-// made to fail (a poll that never succeeds: the budget runs out) or to succeed (a poll that
-// succeeds at once); nothing here depends on how long anything takes.
+// Tests for the adaptive spin budget in ump/detail/park.hpp. The governor's rules are driven
+// directly through plan_spin()/record_spin(), so no outcome depends on timing; one test runs
+// spin_until() end to end with a poll that sleeps (the thread is then off its core for most
+// of the spin, as a preempted thread would be). Each test runs on a fresh thread, so it
+// starts from a full budget and an empty history.
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "ump/detail/park.hpp"
@@ -13,15 +15,18 @@ namespace d = ump::detail;
 
 namespace {
 
-bool never(void*) noexcept { return false; }
-bool always(void*) noexcept { return true; }
-
-ump::wait_options short_budget(bool adaptive) {
+ump::wait_options budget_of(std::chrono::nanoseconds spin, bool adaptive = true) {
   ump::wait_options o;
-  o.spin = std::chrono::microseconds(20);
-  o.spin_before_yield = std::chrono::microseconds(5);
+  o.spin = spin;
+  o.spin_before_yield = std::chrono::nanoseconds(0);
   o.adaptive = adaptive;
   return o;
+}
+const ump::wait_options adaptive_64us = budget_of(std::chrono::microseconds(64));
+
+// One spin of the calling thread that ended `how`, starved of its core or not.
+void spin_once(const ump::wait_options& o, d::spin_end how, std::optional<bool> starved) {
+  d::record_spin(d::plan_spin(o), how, starved);
 }
 
 template <class F>
@@ -32,64 +37,124 @@ void on_fresh_thread(F f) {
 
 }  // namespace
 
-TEST_CASE("failed_spins_shrink_the_budget_down_to_the_floor") {
+TEST_CASE("repeated_starved_spins_that_run_out_shrink_the_budget_down_to_the_floor") {
   on_fresh_thread([] {
-    const auto o = short_budget(true);
+    // The starved share moves 1/8 of the way per long spin; above 1/4 the thread counts as
+    // oversubscribed: the third starved spin in a row gets there.
+    spin_once(adaptive_64us, d::spin_end::ran_out, true);
+    spin_once(adaptive_64us, d::spin_end::ran_out, true);
     CHECK(d::spin_budget_shift() == 0);
-    CHECK_FALSE(d::spin_until(&never, nullptr, o, {}));
+    spin_once(adaptive_64us, d::spin_end::ran_out, true);
     CHECK(d::spin_budget_shift() == 1);
-    for (int i = 0; i < 20; ++i) (void)d::spin_until(&never, nullptr, o, {});
+    CHECK(d::plan_spin(adaptive_64us).budget == std::chrono::microseconds(32));
+    for (int i = 0; i < 10; ++i) spin_once(adaptive_64us, d::spin_end::ran_out, true);
     CHECK(d::spin_budget_shift() == 6);
+  });
+}
+
+TEST_CASE("spins_that_run_out_with_the_core_kept_keep_the_budget") {
+  on_fresh_thread([] {
+    for (int i = 0; i < 20; ++i) spin_once(adaptive_64us, d::spin_end::ran_out, false);
+    for (int i = 0; i < 20; ++i) spin_once(adaptive_64us, d::spin_end::ran_out, std::nullopt);
+    CHECK(d::spin_budget_shift() == 0);
+  });
+}
+
+TEST_CASE("an_isolated_starved_spin_changes_nothing") {
+  on_fresh_thread([] {
+    spin_once(adaptive_64us, d::spin_end::ran_out, true);  // an interrupt, a hypervisor hiccup
+    for (int i = 0; i < 20; ++i) spin_once(adaptive_64us, d::spin_end::ran_out, false);
+    CHECK(d::spin_budget_shift() == 0);
   });
 }
 
 TEST_CASE("successful_spin_grows_the_budget_back_one_step") {
   on_fresh_thread([] {
-    const auto o = short_budget(true);
-    for (int i = 0; i < 3; ++i) (void)d::spin_until(&never, nullptr, o, {});
+    for (int i = 0; i < 5; ++i) spin_once(adaptive_64us, d::spin_end::ran_out, true);
     CHECK(d::spin_budget_shift() == 3);
-    CHECK(d::spin_until(&always, nullptr, o, {}));
+    spin_once(adaptive_64us, d::spin_end::succeeded, std::nullopt);
     CHECK(d::spin_budget_shift() == 2);
   });
 }
 
 TEST_CASE("successful_probe_restores_the_full_budget") {
   on_fresh_thread([] {
-    const auto o = short_budget(true);
-    for (int i = 0; i < 6; ++i) (void)d::spin_until(&never, nullptr, o, {});
-    REQUIRE(d::spin_budget_shift() == 6);
-    // Waits count towards a probe from the first shrink: the five above, ten more that fail
-    // (the shift stays at its floor), then the 16th is a full-budget probe.
-    for (int i = 0; i < 10; ++i) (void)d::spin_until(&never, nullptr, o, {});
+    for (int i = 0; i < 3; ++i) spin_once(adaptive_64us, d::spin_end::ran_out, true);
+    REQUIRE(d::spin_budget_shift() == 1);
+    // Waits count towards a probe from the first shrink; the 16th plan is a probe.
+    for (int i = 0; i < 15; ++i) {
+      const d::spin_plan p = d::plan_spin(adaptive_64us);
+      CHECK_FALSE(p.probe);
+      d::record_spin(p, d::spin_end::ran_out, true);
+    }
     CHECK(d::spin_budget_shift() == 6);
-    CHECK(d::spin_until(&always, nullptr, o, {}));  // the probe, and it succeeds
+    const d::spin_plan probe = d::plan_spin(adaptive_64us);
+    CHECK(probe.probe);
+    CHECK(probe.budget == std::chrono::microseconds(64));
+    d::record_spin(probe, d::spin_end::succeeded, std::nullopt);
     CHECK(d::spin_budget_shift() == 0);
   });
 }
 
 TEST_CASE("fixed_budget_never_adapts") {
   on_fresh_thread([] {
-    const auto o = short_budget(false);
-    for (int i = 0; i < 5; ++i) CHECK_FALSE(d::spin_until(&never, nullptr, o, {}));
+    const auto fixed = budget_of(std::chrono::microseconds(64), false);
+    for (int i = 0; i < 10; ++i) spin_once(fixed, d::spin_end::ran_out, true);
     CHECK(d::spin_budget_shift() == 0);
+    CHECK(d::plan_spin(fixed).budget == std::chrono::microseconds(64));
   });
 }
 
 TEST_CASE("spin_cut_by_the_callers_deadline_teaches_nothing") {
   on_fresh_thread([] {
-    auto o = short_budget(true);
-    o.spin = std::chrono::hours(1);  // only the deadline can end these spins
-    const d::deadline past{d::clock::now()};
-    for (int i = 0; i < 5; ++i) CHECK_FALSE(d::spin_until(&never, nullptr, o, past));
+    for (int i = 0; i < 10; ++i) spin_once(adaptive_64us, d::spin_end::deadline, true);
     CHECK(d::spin_budget_shift() == 0);
+    // ... although the starvation it saw still counts: one spin that runs out now shrinks.
+    spin_once(adaptive_64us, d::spin_end::ran_out, std::nullopt);
+    CHECK(d::spin_budget_shift() == 1);
+  });
+}
+
+namespace {
+// Fails, and keeps the thread off its core (asleep) for 20 µs per call.
+bool never_and_asleep(void*) noexcept {
+  std::this_thread::sleep_for(std::chrono::microseconds(20));
+  return false;
+}
+}  // namespace
+
+TEST_CASE("spin_until_sees_a_thread_kept_off_its_core") {
+  on_fresh_thread([] {
+    // Long budgets, so each spin surely reaches the point where it starts measuring (its
+    // first clock read) well before it runs out; sleep_for never returns early.
+    const auto o = budget_of(std::chrono::milliseconds(100));
+    for (int i = 0; i < 3; ++i) CHECK_FALSE(d::spin_until(&never_and_asleep, nullptr, o, {}));
+    // Starvation alone shrinks by one here; a crowded machine (spin_until also looks at the
+    // run queue) may have shrunk it sooner.
+    CHECK(d::spin_budget_shift() >= 1);
+  });
+}
+
+TEST_CASE("a_crowded_machine_makes_spins_that_run_out_shrink_the_budget") {
+  on_fresh_thread([] {
+    d::note_crowded(true);
+    spin_once(adaptive_64us, d::spin_end::ran_out, std::nullopt);
+    CHECK(d::spin_budget_shift() == 1);
+    d::note_crowded(false);
+    spin_once(adaptive_64us, d::spin_end::ran_out, std::nullopt);
+    CHECK(d::spin_budget_shift() == 1);
   });
 }
 
 TEST_CASE("zero_budget_never_spins_and_never_adapts") {
   on_fresh_thread([] {
-    auto o = short_budget(true);
-    o.spin = std::chrono::nanoseconds(0);
-    CHECK_FALSE(d::spin_until(&always, nullptr, o, {}));  // returns before polling at all
+    bool polled = false;
+    auto poll = [](void* p) noexcept {
+      *static_cast<bool*>(p) = true;
+      return true;
+    };
+    CHECK_FALSE(d::spin_until(poll, &polled, budget_of(std::chrono::nanoseconds(0)), {}));
+    CHECK_FALSE(polled);
     CHECK(d::spin_budget_shift() == 0);
   });
 }

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "ump/options.hpp"
 
@@ -71,9 +72,22 @@ bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t valu
 // while a waker may still touch them).
 void unpark_all(const std::atomic<std::uint32_t>& word) noexcept;
 
-// How far the calling thread's adaptive spin budget is shrunk right now: the next spin with
-// wait_options::adaptive runs for spin / 2^shift (0 = the full budget; at most 6). For
-// tests and benchmarks.
+// The adaptive spin budget (wait_options::adaptive), per thread; the rules are in
+// src/park.cpp (spin_governor). spin_until plans each spin, then records how it ended and
+// whether the thread was starved of its core during it (nullopt: too short to tell).
+// Exposed so that tests can drive the rules without depending on timing.
+struct spin_plan {
+  clock::duration budget;
+  bool probe;     // a full-budget spin made to check whether spinning pays again
+  bool adaptive;  // record_spin() does nothing otherwise
+};
+enum class spin_end : std::uint8_t { succeeded, ran_out, deadline };
+[[nodiscard]] spin_plan plan_spin(const wait_options& opts) noexcept;
+void record_spin(const spin_plan& plan, spin_end how, std::optional<bool> starved) noexcept;
+// What the last look at the machine's run queue found (more runnable threads than CPUs).
+void note_crowded(bool crowded) noexcept;
+// How far the calling thread's budget is shrunk: the next adaptive spin runs for
+// spin / 2^shift (0 = the full budget; at most 6).
 [[nodiscard]] unsigned spin_budget_shift() noexcept;
 
 // Counts futex wake/wait system calls made by this process (for benchmarks and tests).
