@@ -221,8 +221,8 @@ public:
     ~atomic_wait_pingpong() {
         // ORDERING: relaxed; published by the release store to word_ below.
         stop_.store(true, std::memory_order_relaxed);
-        // ORDERING: release; pairs with the server's acquire wait/load in serve().
-        word_.store(last_reply_ + 1, std::memory_order_release);
+        // ORDERING: seq_cst (see round_trip()); pairs with the server's acquire wait/load.
+        word_.store(last_reply_ + 1, std::memory_order_seq_cst);
         word_.notify_one();  // wakes the server's wait() on word_
         server_.join();
     }
@@ -238,8 +238,12 @@ public:
 private:
     std::uint64_t round_trip(std::uint64_t x) noexcept {
         const std::uint32_t sent = last_reply_ + 1;
-        // ORDERING: release; pairs with the server's acquire wait/load in serve().
-        word_.store(sent, std::memory_order_release);
+        // ORDERING: seq_cst, not release: libstdc++ 12's notify_one() skips the futex wake
+        // when its waiter count reads zero, and a release store may become visible after
+        // that load (store-load reordering), losing the wake. With release stores this floor
+        // hung in 2 of 5 suite runs, both threads asleep in wait(). Pairs with the server's
+        // acquire wait/load in serve().
+        word_.store(sent, std::memory_order_seq_cst);
         word_.notify_one();  // partner: the server's word_.wait(last)
         // ORDERING: acquire; pairs with the server's release store of the reply.
         word_.wait(sent, std::memory_order_acquire);
@@ -260,8 +264,9 @@ private:
             // ORDERING: relaxed; ordered by the acquire above (destructor's store).
             if (stop_.load(std::memory_order_relaxed)) return;
             last = seen + 1;
-            // ORDERING: release; pairs with the client's acquire wait/load in round_trip().
-            word_.store(last, std::memory_order_release);
+            // ORDERING: seq_cst (see round_trip()); pairs with the client's acquire
+            // wait/load in round_trip().
+            word_.store(last, std::memory_order_seq_cst);
             word_.notify_one();  // partner: the client's word_.wait(sent)
         }
     }
