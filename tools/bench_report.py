@@ -308,7 +308,9 @@ def machine_header(context, args, reps, repo_root):
     compiler = args.compiler or context.get("ump_compiler", "unknown")
     cxx_flags = args.flags or context.get("ump_cxx_flags", "unknown")
     commit = run_cmd(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root) or "no commit yet"
-    if run_cmd(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root):
+    # The report's own outputs do not count: they change with every run.
+    if run_cmd(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                ":(exclude)BENCHMARKS.md", ":(exclude)bench/results"], cwd=repo_root):
         commit += " (with uncommitted changes)"
     mhz = context.get("mhz_per_cpu")
     lines = [
