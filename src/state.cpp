@@ -100,8 +100,7 @@ void state_base::close() noexcept {
     if (pending(c) == 0) break;
     envelope e;
     if (queue_.try_dequeue(ctok_, e)) {
-      // ORDERING: relaxed; server thread only.
-      taken_.store(taken_.load(std::memory_order_relaxed) + one, std::memory_order_relaxed);
+      note_taken();
       fail(e);
     } else {
       // Announced but not enqueued yet, or a rejected sender about to undo its count.

@@ -141,11 +141,7 @@ class state_base {
   // The queue is polled first: on the hot path the server never touches ctl_, so the
   // sender's fetch_add stays on a cache line the sender already owns.
   poll_status try_take(envelope& out) noexcept {
-    if (batch_pos_ != batch_len_) {
-      out = batch_[batch_pos_++];
-      return poll_status::got;
-    }
-    if (refill_batch()) {
+    if (batch_pos_ != batch_len_ || refill_batch()) {
       out = batch_[batch_pos_++];
       return poll_status::got;
     }
