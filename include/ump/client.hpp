@@ -63,6 +63,7 @@ class client {
   [[nodiscard]] weak_client<S, R, E> weak() const noexcept { return weak_client<S, R, E>(core_.state()); }
 
  private:
+  friend struct detail::access;
   friend class weak_client<S, R, E>;
   template <class S2, class R2, class E2>
   friend std::pair<server<S2, R2, E2>, client<S2, R2, E2>> channel(channel_options);

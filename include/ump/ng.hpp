@@ -128,6 +128,7 @@ class client {
   [[nodiscard]] weak_client<P, S, R, E> weak() const noexcept { return weak_client<P, S, R, E>(core_.state()); }
 
  private:
+  friend struct ump::detail::access;
   friend class weak_client<P, S, R, E>;
   template <class P2, class S2, class R2, class E2>
   friend std::pair<server<P2, S2, R2, E2>, client<P2, S2, R2, E2>> channel(channel_options);

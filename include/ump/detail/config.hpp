@@ -69,6 +69,11 @@ void run_delay_hook(delay_point p) noexcept;
 
 }  // namespace ump::detail
 
+// A check kept in every build, for rules whose breach would otherwise be undefined
+// behaviour and whose test costs one predictable branch. The message names the rule.
+#define UMP_CHECK(cond, rule) \
+  (__builtin_expect(static_cast<bool>(cond), 1) ? (void)0 : ::ump::detail::assert_fail(rule, __FILE__, __LINE__))
+
 // Debug-only check of a usage rule. The message names the rule that was broken.
 #if !defined(NDEBUG) || defined(UMP_ENABLE_ASSERTS)
 #define UMP_ASSERT(cond, rule) \

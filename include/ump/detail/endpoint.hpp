@@ -5,6 +5,7 @@
 // std::variant<P, S> for ng). The public classes only say how to build and unpack M.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <cstring>
@@ -19,6 +20,14 @@
 #include "ump/wait_reply.hpp"
 
 namespace ump::detail {
+
+// Reaches the core of a public client or server (tests and adapters inside ump only).
+struct access {
+  template <class T>
+  static auto& core(T& x) noexcept {
+    return x.core_;
+  }
+};
 
 template <class M, class R, class E>
 class client_core {
@@ -54,35 +63,44 @@ class client_core {
   // Sends a request built from `a...`. Returns the node, or nullptr if the server is gone
   // (the message was destroyed). Throws only what building M (or allocation) throws, and
   // then nothing was sent.
-  // One hold of the producer lock covers taking a node from this object's cache, building
-  // the message and enqueueing it; the server is woken after the lock is released.
   template <class... A>
   node_type* send(bool is_post, A&&... a) {
+    const sent s = send_unwoken(is_post, std::forward<A>(a)...);
+    if (s.wake) st_->wake_server();
+    return s.node;
+  }
+
+  // The first half of send(): queues the message, and says whether the server was parked
+  // when it was announced; the caller then owes it a wake_server(). One hold of the
+  // producer lock covers taking a node from this object's cache, building the message and
+  // enqueueing it; the wake comes after the lock is released, so another sender may have
+  // woken the server in between (tests use this to pin down that window).
+  struct sent {
+    node_type* node;
+    bool wake;
+  };
+  template <class... A>
+  sent send_unwoken(bool is_post, A&&... a) {
     UMP_ASSERT(st_ != nullptr, "client used after move");
     producer& p = *prod_;
     using status = state_base::send_status;
-    status s = status::rejected;
-    node_type* n = nullptr;
+    p.lock.lock();
+    scope_exit unlock([&]() noexcept { p.lock.unlock(); });
+    node_type* n = st_->acquire_node(p);
     {
-      p.lock.lock();
-      scope_exit unlock([&]() noexcept { p.lock.unlock(); });
-      n = st_->acquire_node(p);
-      {
-        scope_exit give_back([&]() noexcept { state_base::cache_push(p, n); });
-        n->msg_.emplace(std::forward<A>(a)...);
-        give_back.dismiss();
-      }
-      n->is_post_ = is_post;
-      n->reset();
-      s = st_->send_locked(envelope{n, {}}, p);
-      if (s == status::rejected) {
-        n->msg_.destroy();
-        state_base::cache_push(p, n);
-        return nullptr;
-      }
+      scope_exit give_back([&]() noexcept { state_base::cache_push(p, n); });
+      n->msg_.emplace(std::forward<A>(a)...);
+      give_back.dismiss();
     }
-    if (s == status::sent_wake) st_->wake_server();
-    return n;
+    n->is_post_ = is_post;
+    n->reset();
+    const status s = st_->send_locked(envelope{n, {}}, p);
+    if (s == status::rejected) {
+      n->msg_.destroy();
+      state_base::cache_push(p, n);
+      return {nullptr, false};
+    }
+    return {n, s == status::sent_wake};
   }
 
   // Blocking request: send, then wait on the cell with this channel's spin budget.
@@ -285,6 +303,16 @@ class server_front {
 
 // The awaiter behind server::async_wait(). `Server` provides core() and convert(node*) →
 // the message type, and clients_gone() → the error result.
+//
+// Stale wake-ups. A sender that saw the waiter's flag in its announce wakes it later, after
+// unlocking its producer; by then another sender may have woken the server, which took both
+// messages and registered again. The late waker then claims a registration made after its
+// message was taken. So a wake-up is checked where it lands: the claim gives the waker sole
+// use of the suspended server, and wake() looks for news (a message announced and not yet
+// taken, or the clients gone). Only then is the coroutine scheduled, and it takes the
+// message itself when it resumes; otherwise the waiter is registered again and stays
+// suspended. A coroutine therefore never resumes with nothing to take, and a message is
+// taken only by the coroutine that handles it.
 template <class Server, class Sched>
 class [[nodiscard]] server_awaiter {
  public:
@@ -300,38 +328,64 @@ class [[nodiscard]] server_awaiter {
   bool await_ready() noexcept { return (status_ = s_->core().try_take(env_)) != poll_status::empty; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     h_ = h;
-    for (;;) {
-      const std::uint32_t c = s_->core().state()->load_ctl();
-      if (s_->core().state()->pending(c) > 0 || (c & state_base::no_clients) != 0) {
-        if ((status_ = s_->core().try_take(env_)) != poll_status::empty) return false;
-        continue;
-      }
-      registered_ = true;
-      if (s_->core().state()->register_server_waiter({&wake, this}, c)) return true;
-      registered_ = false;
-    }
+    registered_ = true;
+    if (!news_or_register()) return true;  // registered: *this may already be resumed elsewhere
+    registered_ = false;
+    return false;
   }
   auto await_resume() {
-    if (status_ == poll_status::empty) status_ = s_->core().try_take(env_);
-    UMP_ASSERT(status_ != poll_status::empty, "a server awaiter resumes only when there is news");
     using result_type = decltype(s_->convert(env_));
+    if (status_ == poll_status::empty) status_ = s_->core().try_take(env_);
+    if (status_ == poll_status::empty) {
+      // Only a withdrawal that lost the race to a claimed wake-up delivers nothing.
+      // ORDERING: relaxed; the delivery that brought us here ordered it (see withdraw()).
+      UMP_CHECK(withdrawing_.load(std::memory_order_relaxed), "a server awaiter resumes only when there is news");
+      return result_type(typename result_type::error_type(errc::origin_disappeared));
+    }
     if (status_ == poll_status::no_clients) return result_type(s_->clients_gone());
     return s_->convert(env_);
   }
 
   // For adapters that drive this awaiter without a coroutine (ump/asio.hpp cancellation).
-  // Precondition: await_suspend returned true and withdraw() has not succeeded yet. Returns
-  // true if the waiter was withdrawn before any sender claimed it (the scheduler will never
-  // be called; nothing was taken), false if a wake-up has been or is being delivered.
+  // Precondition: await_suspend returned true and withdraw() has not been called yet.
+  // Returns true if the waiter was withdrawn before any sender claimed it (the scheduler
+  // will never be called; nothing was taken), false if a wake-up has been or is being
+  // delivered: it brings either a message or, if the claim found nothing to take, an empty
+  // outcome that await_resume() reports as errc::origin_disappeared.
   bool withdraw() noexcept {
+    // ORDERING: relaxed store, then the acq_rel RMW in unregister_server_waiter(): a waker
+    // whose re-registration follows that RMW on ctl_ reads this flag after its own RMW
+    // (acquire) and delivers instead of staying registered.
+    withdrawing_.store(true, std::memory_order_relaxed);
     if (!s_->core().state()->unregister_server_waiter()) return false;
     registered_ = false;
     return true;
   }
 
  private:
+  // The caller holds the server exclusively: the coroutine before it suspends, or a waker
+  // that claimed the registration. Returns true if there is news (deliver: the coroutine
+  // takes it when it resumes), false once the waiter is registered (stay suspended until the
+  // next claim).
+  bool news_or_register() noexcept {
+    auto* st = s_->core().state();
+    for (;;) {
+      const std::uint32_t c = st->load_ctl();
+      if (st->has_news(c)) return true;
+      // ORDERING: relaxed; see withdraw().
+      if (withdrawing_.load(std::memory_order_relaxed)) return true;
+      if (!st->register_server_waiter({&wake, this}, c)) continue;
+      // Registered. A withdrawal that ran between the claim and this registration found no
+      // flag to clear and waits for a delivery: take the registration back and deliver.
+      // ORDERING: relaxed, after the acq_rel CAS above (see withdraw()).
+      if (!withdrawing_.load(std::memory_order_relaxed)) return false;
+      // If another sender claimed it in the meantime, its wake() delivers instead.
+      return st->unregister_server_waiter();
+    }
+  }
   static void wake(void* self) noexcept {
     auto* a = static_cast<server_awaiter*>(self);
+    if (!a->news_or_register()) return;  // stale: registered again, stays suspended
     a->registered_ = false;
     a->sched_.schedule(a->h_);  // may resume (and destroy) *a: nothing after this line
   }
@@ -341,6 +395,7 @@ class [[nodiscard]] server_awaiter {
   envelope env_{};
   poll_status status_ = poll_status::empty;
   bool registered_ = false;
+  std::atomic<bool> withdrawing_{false};
 };
 
 }  // namespace ump::detail

@@ -170,6 +170,12 @@ class state_base {
     // ORDERING: acq_rel, ordered against the waker's claim in wake_server().
     return (ctl_.fetch_and(~parked_async, std::memory_order_acq_rel) & parked_async) != 0;
   }
+  // Server side (the server thread, or a waker holding the async waiter's claim): true if
+  // the server has something to take in `c` (a loaded ctl_) or its receive batch, or if
+  // the clients are gone.
+  [[nodiscard]] bool has_news(std::uint32_t c) const noexcept {
+    return batch_pos_ != batch_len_ || pending(c) > 0 || (c & no_clients) != 0;
+  }
   [[nodiscard]] std::uint32_t load_ctl() const noexcept {
     // ORDERING: acquire, as in try_take().
     return ctl_.load(std::memory_order_acquire);
