@@ -10,7 +10,7 @@
 // when the input runs a deferred scheduler's queue (as an event loop would).
 //
 // Beside the real objects, each channel keeps a model in plain C++ (no ump): which messages
-// are queued, per client object in order; who holds each request and what its outcome must
+// are queued, in one FIFO for the whole channel; who holds each request and what its outcome must
 // be; how many strong clients are alive; whether the server is alive. After every operation
 // the harness checks ump against the model:
 //   * server.queued()/empty() equal the model's queue length;
@@ -19,8 +19,8 @@
 //     server_disappeared);
 //   * a coroutine awaiting a reply has finished exactly when its outcome is decided, with it
 //     (on a deferred scheduler: it is queued then, and finishes when the queue runs);
-//   * try_wait() returns the head of some client object's FIFO (posts and requests
-//     interleaved), nothing while the queue is empty, and clients_disappeared only when the
+//   * try_wait() returns the head of the channel's one FIFO (posts and requests from every
+//     client object interleaved in send order), nothing while the queue is empty, and clients_disappeared only when the
 //     queue is empty and no strong client is left; upgrade() succeeds exactly while a strong
 //     client lives;
 //   * reply()/fail() return origin_disappeared exactly when the requester stopped waiting, and
@@ -336,7 +336,8 @@ class chan {
 
  private:
   // --- model helpers ---------------------------------------------------------------------
-  int new_producer() noexcept { return next_producer_++; }
+  // Every client object sends into the channel's one FIFO: the model keeps one queue.
+  int new_producer() noexcept { return 0; }
   [[nodiscard]] std::size_t model_queued() const {
     std::size_t n = 0;
     for (const auto& [p, q] : fifo_) n += q.size();
@@ -395,7 +396,7 @@ class chan {
     FUZZ_CHECK(r.ph == phase::queued, "the server receives only queued messages, each once");
     FUZZ_CHECK(r.is_post == is_post, "a post arrives as a post, a request as a request");
     auto& q = fifo_[r.producer];
-    FUZZ_CHECK(!q.empty() && q.front() == id, "messages from one client object arrive in order");
+    FUZZ_CHECK(!q.empty() && q.front() == id, "messages arrive in send order, whichever client object sent them");
     q.pop_front();
     r.ph = is_post ? phase::gone : phase::taken;
     return id;
@@ -877,7 +878,6 @@ class chan {
   bool exists_ = false;
   bool server_alive_ = false;
   int strong_ = 0;
-  int next_producer_ = 1;
   std::unordered_map<std::uint64_t, record> msgs_;
   std::map<int, std::deque<std::uint64_t>> fifo_;  // per client object (producer), in send order
 

@@ -6,7 +6,7 @@
 
 namespace ump::detail {
 
-state_base::state_base(const channel_options& o) : opts_(o.waiting), queue_(), ctok_(queue_) {
+state_base::state_base(const channel_options& o) : opts_(o.waiting) {
   if (opts_.spin_before_yield > opts_.spin) opts_.spin_before_yield = opts_.spin;
 }
 
@@ -99,7 +99,7 @@ void state_base::close() noexcept {
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
     if (pending(c) == 0) break;
     envelope e;
-    if (queue_.try_dequeue(ctok_, e)) {
+    if (dequeue_one(e)) {
       note_taken();
       fail(e);
     } else {

@@ -7,10 +7,10 @@
 // Before the fix the coroutine resumed with nothing to take: an abort in debug builds, a
 // garbage message or a crash in optimised ones. Each case below builds that interleaving
 // step by step on one thread (client_core::send_unwoken is the first half of a send, the
-// later wake_server() call its second half), in every build mode.
+// later wake_server() call its second half), in every build mode. The messages come from
+// different client objects and must still be taken in send order (one FIFO per channel).
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -37,14 +37,6 @@ namespace {
 using ump::errc;
 using ump::detail::access;
 using ump_async_test::own;
-
-// Until every sender shares one FIFO, two client objects' messages may be taken in either
-// order: compare what was taken, not its order.
-template <class T>
-std::vector<T> sorted(std::vector<T> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
 
 // Takes requests until the clients are gone, answering msg + 100 and recording each message.
 ump::task<void> recording_server(ump::server<int, int>& srv, std::vector<int>& seen, errc& end) {
@@ -75,12 +67,12 @@ TEST_CASE("stale_wake_after_server_rearmed_does_not_resume_it") {
   // Sender B wakes the server (inline: on this thread); it takes 1 and 2 and registers again.
   auto b = cli.req_async(2);
   REQUIRE(b.has_value());
-  CHECK(sorted(seen) == std::vector<int>{1, 2});
+  CHECK(seen == std::vector<int>{1, 2});
   CHECK(*b->wait() == 102);
 
   // A pays its wake now: it claims the new registration, made after message 1 was taken.
   core_a.state()->wake_server();
-  CHECK(sorted(seen) == std::vector<int>{1, 2});  // nothing new: the coroutine must not have run
+  CHECK(seen == std::vector<int>{1, 2});  // nothing new: the coroutine must not have run
 
   // A's reply arrived when the server took message 1.
   ump::detail::pending_reply<int, void> pa(core_a.state(), a.node);
@@ -88,7 +80,7 @@ TEST_CASE("stale_wake_after_server_rearmed_does_not_resume_it") {
 
   // The server is still registered and takes the next message as usual.
   CHECK(*cli.req(3) == 103);
-  CHECK(sorted(seen) == std::vector<int>{1, 2, 3});
+  CHECK(seen == std::vector<int>{1, 2, 3});
   { auto gone = std::move(cli); }
   { auto gone = std::move(cli_a); }
   CHECK(task.done());
@@ -111,16 +103,16 @@ TEST_CASE("stale_wake_racing_new_message_delivers_the_new_message_once") {
   REQUIRE(c.wake);
   // A's stale wake comes first: message 3 is there, so the server runs and takes it.
   access::core(cli_a).state()->wake_server();
-  CHECK(sorted(seen) == std::vector<int>{1, 2, 3});
+  CHECK(seen == std::vector<int>{1, 2, 3});
   // C's wake finds the flag already cleared by A's claim: nothing happens.
   access::core(cli_c).state()->wake_server();
-  CHECK(sorted(seen) == std::vector<int>{1, 2, 3});
+  CHECK(seen == std::vector<int>{1, 2, 3});
   ump::detail::pending_reply<int, void> pa(access::core(cli_a).state(), a.node);
   ump::detail::pending_reply<int, void> pc(access::core(cli_c).state(), c.node);
   CHECK(*pa.wait({}) == 101);
   CHECK(*pc.wait({}) == 103);
   CHECK(*cli.req(4) == 104);
-  CHECK(sorted(seen) == std::vector<int>{1, 2, 3, 4});
+  CHECK(seen == std::vector<int>{1, 2, 3, 4});
   { auto gone = std::move(cli); }
   { auto gone1 = std::move(cli_a); }
   { auto gone2 = std::move(cli_c); }
@@ -167,7 +159,7 @@ TEST_CASE_TEMPLATE("stale_wake_of_ng_server_hands_out_no_phantom_post", P, int, 
   access::core(cli_a).state()->wake_server();  // stale
   CHECK(posts.size() == 2);
   REQUIRE(cli.post(make(3)).has_value());
-  CHECK(sorted(posts) == std::vector<P>{make(1), make(2), make(3)});
+  CHECK(posts == std::vector<P>{make(1), make(2), make(3)});
   { auto gone = std::move(cli); }
   { auto gone = std::move(cli_a); }
   CHECK(task.done());

@@ -35,28 +35,24 @@ class client_core {
   using state_type = channel_state<M, R, E>;
   using node_type = typename state_type::node_type;
 
-  client_core(const client_core& o) : st_(o.st_) {
+  client_core(const client_core& o) noexcept : st_(o.st_) {
     UMP_ASSERT(st_ != nullptr, "client copied after move");
     st_->add_ref(state_base::client_group);
     st_->add_strong();
-    make_producer();
   }
-  client_core(client_core&& o) noexcept : st_(std::exchange(o.st_, nullptr)), prod_(std::move(o.prod_)) {}
+  client_core(client_core&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
   client_core& operator=(client_core o) noexcept {
     std::swap(st_, o.st_);
-    std::swap(prod_, o.prod_);
     return *this;
   }
   ~client_core() {
     if (st_ == nullptr) return;
-    if (prod_) st_->flush_cache(*prod_);  // cached nodes go back before the state can die
-    prod_.reset();  // the producer token must go before the queue can
     st_->drop_strong();
     st_->release(state_base::client_group);
   }
 
   // Adopts a strong reference the caller already counted (channel(), upgrade()).
-  explicit client_core(state_type* st) : st_(st) { make_producer(); }
+  explicit client_core(state_type* st) noexcept : st_(st) {}
 
   state_type* state() const noexcept { return st_; }
 
@@ -72,9 +68,9 @@ class client_core {
 
   // The first half of send(): queues the message, and says whether the server was parked
   // when it was announced; the caller then owes it a wake_server(). One hold of the
-  // producer lock covers taking a node from this object's cache, building the message and
-  // enqueueing it; the wake comes after the lock is released, so another sender may have
-  // woken the server in between (tests use this to pin down that window).
+  // channel's send lock covers taking a node from the stock, building the message,
+  // announcing and enqueueing it; the wake comes after the lock is released, so another
+  // sender may have woken the server in between (tests use this to pin down that window).
   struct sent {
     node_type* node;
     bool wake;
@@ -82,22 +78,21 @@ class client_core {
   template <class... A>
   sent send_unwoken(bool is_post, A&&... a) {
     UMP_ASSERT(st_ != nullptr, "client used after move");
-    producer& p = *prod_;
     using status = state_base::send_status;
-    p.lock.lock();
-    scope_exit unlock([&]() noexcept { p.lock.unlock(); });
-    node_type* n = st_->acquire_node(p);
+    st_->lock_send();
+    scope_exit unlock([&]() noexcept { st_->unlock_send(); });
+    node_type* n = st_->acquire_node_locked();
     {
-      scope_exit give_back([&]() noexcept { state_base::cache_push(p, n); });
+      scope_exit give_back([&]() noexcept { st_->push_stock(n); });
       n->msg_.emplace(std::forward<A>(a)...);
       give_back.dismiss();
     }
     n->is_post_ = is_post;
     n->reset();
-    const status s = st_->send_locked(envelope{n, {}}, p);
+    const status s = st_->send_locked(envelope{n, {}});
     if (s == status::rejected) {
       n->msg_.destroy();
-      state_base::cache_push(p, n);
+      st_->push_stock(n);
       return {nullptr, false};
     }
     return {n, s == status::sent_wake};
@@ -133,10 +128,9 @@ class client_core {
     UMP_ASSERT(st_ != nullptr, "client used after move");
     envelope e{nullptr, {}};
     std::memcpy(e.bytes, std::addressof(x), sizeof(P));
-    producer& p = *prod_;
-    p.lock.lock();
-    const auto s = st_->send_locked(e, p);
-    p.lock.unlock();
+    st_->lock_send();
+    const auto s = st_->send_locked(e);
+    st_->unlock_send();
     if (s == state_base::send_status::rejected) return error<E>(errc::server_disappeared);
     if (s == state_base::send_status::sent_wake) st_->wake_server();
     return {};
@@ -149,18 +143,7 @@ class client_core {
   }
 
  private:
-  // Each client object gets its own explicit producer (FIFO per client object). If that
-  // allocation throws, the reference this object was to own is given back.
-  void make_producer() {
-    scope_exit undo([this]() noexcept {
-      st_->drop_strong();
-      st_->release(state_base::client_group);
-    });
-    prod_ = std::make_unique<producer>(st_->queue());
-    undo.dismiss();
-  }
   state_type* st_;
-  std::unique_ptr<producer> prod_;
 };
 
 // A weak reference: keeps the shared state, not the server's clients, alive.

@@ -1,12 +1,14 @@
 // ump/detail/queue.hpp — the one place that includes moodycamel::ConcurrentQueue.
 //
-// Internal. Messages travel as envelopes through a moodycamel ConcurrentQueue used as an
-// MPSC queue. An envelope holds a pointer to a pooled node (requests, and posts of other
+// Internal. Messages travel as envelopes through a moodycamel ConcurrentQueue used as a
+// single-producer, single-consumer queue: every sender of a channel enqueues through the
+// channel's one explicit producer, holding the channel's send lock (state.hpp), and the
+// server dequeues from that producer alone. moodycamel keeps FIFO order per producer only,
+// so one producer is what gives the channel one FIFO for every client object, post_client
+// and thread. An envelope holds a pointer to a pooled node (requests, and posts of other
 // types), or, for a small trivially copyable post, the post's bytes themselves: such posts
-// need no node, so nothing but the queue's own slot crosses cores. Each client object owns an explicit
-// producer token (FIFO per client; explicit producers are recycled when tokens die, implicit
-// ones never are), the server owns the consumer token. Emptiness and "all gone" are never
-// decided from try_dequeue: the shared state keeps its own counters.
+// need no node, so nothing but the queue's own slot crosses cores. Emptiness and "all gone"
+// are never decided from try_dequeue: the shared state keeps its own counters.
 #pragma once
 
 #include <atomic>
@@ -39,17 +41,19 @@ inline constexpr bool fits_inline = std::is_trivially_copyable_v<P> &&
                                     sizeof(P) <= envelope::inline_capacity && alignof(P) <= 8;
 
 struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
-  // Small blocks (32 envelopes, 512 bytes): an idle channel should stay small.
+  // Small blocks (32 envelopes, 512 bytes): an idle channel should stay small. The queue is
+// made with no blocks at all; the first send allocates one.
   static const std::size_t BLOCK_SIZE = 32;
-  static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 32;
+  // The producer's block index starts small and doubles as blocks are added.
+  static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 4;
 };
 
 using node_queue = moodycamel::ConcurrentQueue<envelope, queue_traits>;
 using producer_token = moodycamel::ProducerToken;
 using consumer_token = moodycamel::ConsumerToken;
 
-// A tiny test-and-test-and-set lock. It only guards one client object's producer token, so
-// it is contended only when the same client object is used by several threads at once.
+// A tiny test-and-test-and-set lock: the channel's send lock. Senders hold it for a few
+// dozen instructions (take a node, build the message, announce, enqueue).
 class spin_lock {
  public:
   void lock() noexcept {
@@ -69,16 +73,6 @@ class spin_lock {
 
  private:
   std::atomic<bool> locked_{false};
-};
-
-// One client object's way into the queue, and its private stock of free nodes. Everything
-// here is guarded by `lock`.
-struct producer {
-  static constexpr std::uint32_t cache_batch = 16;  // nodes taken from the pool per refill
-  explicit producer(node_queue& q) : token(q) {}
-  spin_lock lock;
-  cell_base* cache = nullptr;  // a list linked through cell_base::next_
-  producer_token token;
 };
 
 }  // namespace ump::detail

@@ -13,17 +13,26 @@
 //   * two reference groups: the server (server group); every client and weak client, and
 //     every node outside the shared pool (client group). A node's reference is what keeps
 //     the state alive for the wait_reply and the reply_context of its request, so neither
-//     takes one of its own: nodes are taken from the pool into a client object's stock
+//     takes one of its own: nodes are taken from the pool into the channel's send stock
 //     sixteen at a time with one fetch_add, and the one that recycles a node drops its
-//     reference. A parked requester adds a pin for its replier's futex wake (cell.hpp).
-//     The state is deleted when both groups have reached zero; each does so exactly once.
+//     reference. The stock goes back to the pool when the last strong client goes (no send
+//     can start after that). A parked requester adds a pin for its replier's futex wake
+//     (cell.hpp). The state is deleted when both groups have reached zero; each does so
+//     exactly once.
+//   * the send lock, and under it the channel's one queue producer and its node stock;
 //   * the cell pool and the moodycamel queue.
 //
+// One FIFO. Every send, from any client object, post_client or thread, announces and
+// enqueues while holding the send lock, through the one producer. If one send
+// happens-before another, its lock hold comes first, so its message is enqueued first and
+// the server (which dequeues from that producer alone) takes it first.
+//
 // Send protocol (any client thread):       Receive protocol (server thread):
-//   prev = ctl_.fetch_add(one)               c = ctl_.load(); pending(c) > 0 → dequeue (spin
-//   prev & closed → undo, fail                 until the announced node shows up), taken_++
-//   enqueue node (producer token)            pending 0 and no_clients → clients_disappeared
-//   prev & parked → wake_server()            else spin, then CAS parked flag in, futex wait
+//   lock the send lock                       c = ctl_.load(); pending(c) > 0 → dequeue (spin
+//   prev = ctl_.fetch_add(one)                 until the announced node shows up), taken_++
+//   prev & closed → undo, fail               pending 0 and no_clients → clients_disappeared
+//   enqueue; unlock                          else spin, then CAS parked flag in, futex wait
+//   prev & parked → wake_server()
 // Close (server destroyed): fetch_or(closed), then take and fail every announced node until
 // nothing is pending. A sender whose fetch_add precedes closed is counted, so the drain waits
 // for its node; a later sender sees closed. Either way the request gets exactly one outcome.
@@ -103,6 +112,7 @@ class state_base {
     // ORDERING: acq_rel; the last drop's release is paired with the server's acquire load of
     // ctl_ through the fetch_or below (the RMW carries this thread's earlier sends with it).
     if (strong_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      flush_stock();  // no send can start any more: the stock's nodes go back to the pool
       // ORDERING: acq_rel, pairs with the server's acquire load / park CAS of ctl_.
       const std::uint32_t prev = ctl_.fetch_or(no_clients, std::memory_order_acq_rel);
       if (prev & parked_any) wake_server();
@@ -110,12 +120,15 @@ class state_base {
   }
 
   // --- sending (client side) ---------------------------------------------------------------
+  // The send lock: held by a sender from taking its node to enqueueing its message.
+  void lock_send() noexcept { send_lock_.lock(); }
+  void unlock_send() noexcept { send_lock_.unlock(); }
+
   enum class send_status : std::uint8_t { rejected, sent, sent_wake };
-  // Effect: hands `c` to the server through `p`, whose lock the caller holds. Returns
-  // rejected if the server is gone (`c` was not queued and still belongs to the caller), and
-  // sent_wake if the server was parked: the caller must call wake_server() after unlocking.
-  // Never blocks.
-  send_status send_locked(const envelope& c, producer& p) noexcept {
+  // Effect: hands `c` to the server. The caller holds the send lock. Returns rejected if the
+  // server is gone (`c` was not queued and still belongs to the caller), and sent_wake if
+  // the server was parked: the caller must call wake_server() after unlocking. Never blocks.
+  send_status send_locked(const envelope& c) noexcept {
     // ORDERING: fast rejection only; the fetch_add below decides.
     if (ctl_.load(std::memory_order_relaxed) & closed) return send_status::rejected;
     // ORDERING: acq_rel. Totally ordered with close()'s fetch_or(closed): either the drain
@@ -128,10 +141,10 @@ class state_base {
       return send_status::rejected;
     }
     // The 2^28 - 1 pending limit cannot be asserted here: taken_ read on this thread may
-    // already count messages other senders announced after `prev`, so pending(prev) wraps.
+    // lag behind the server, so pending(prev) may overstate.
     UMP_TEST_DELAY(send_after_announce);
     // moodycamel's enqueue releases the element to the dequeuing consumer.
-    if (!queue_.enqueue(p.token, c)) fatal("ump: out of memory while enqueueing a message");
+    if (!queue_.enqueue(ptok_, c)) fatal("ump: out of memory while enqueueing a message");
     return (prev & parked_any) ? send_status::sent_wake : send_status::sent;
   }
   void wake_server() noexcept;
@@ -211,44 +224,32 @@ class state_base {
     if (c != nullptr) add_ref(client_group);
     return c;
   }
-  // A free node for a sender holding `p`'s lock: from p's cache, which is refilled from the
-  // shared pool a batch at a time, so that a busy sender touches the pool's head once per
-  // batch. nullptr if the pool is empty too.
-  cell_base* pop_free(producer& p) noexcept {
-    if (p.cache == nullptr) {
+  // A free node for a sender holding the send lock: from the channel's stock, which is
+  // refilled from the shared pool a batch at a time, so that busy senders touch the pool's
+  // head once per batch. nullptr if the pool is empty too.
+  cell_base* pop_stock() noexcept {
+    if (stock_ == nullptr) {
       std::uint32_t got = 0;
-      for (; got < producer::cache_batch; ++got) {
+      for (; got < stock_batch; ++got) {
         cell_base* c = pool_.try_pop();
         if (c == nullptr) break;
-        cache_push(p, c);
+        push_stock(c);
       }
       if (got == 0) return nullptr;
       add_ref(client_group, got);  // one reference per node, taken in one step
     }
-    cell_base* c = p.cache;
-    // ORDERING: relaxed; the cache is private to p (its lock is held).
-    p.cache = c->next_.load(std::memory_order_relaxed);
+    cell_base* c = stock_;
+    // ORDERING: relaxed; the stock is guarded by the send lock.
+    stock_ = c->next_.load(std::memory_order_relaxed);
     return c;
   }
 
  public:
-  // Gives a node back to p's cache (p's lock held); used when a send does not go ahead.
-  static void cache_push(producer& p, cell_base* c) noexcept {
-    // ORDERING: relaxed; the cache is private to p (its lock is held).
-    c->next_.store(p.cache, std::memory_order_relaxed);
-    p.cache = c;
-  }
-  // Empties p's cache into the shared pool (when its client object goes away) and drops
-  // the nodes' references in one step (the client's own reference keeps the state alive).
-  void flush_cache(producer& p) noexcept {
-    std::uint32_t n = 0;
-    while (cell_base* c = p.cache) {
-      // ORDERING: relaxed; the cache is private to p.
-      p.cache = c->next_.load(std::memory_order_relaxed);
-      pool_.push(c);
-      ++n;
-    }
-    if (n != 0) release(client_group, n);
+  // Gives a node back to the stock (send lock held); used when a send does not go ahead.
+  void push_stock(cell_base* c) noexcept {
+    // ORDERING: relaxed; the stock is guarded by the send lock.
+    c->next_.store(stock_, std::memory_order_relaxed);
+    stock_ = c;
   }
 
  protected:
@@ -260,13 +261,13 @@ class state_base {
   void release_group() noexcept;
   envelope take_announced() noexcept {
     envelope c;
-    while (!queue_.try_dequeue(ctok_, c)) wait_for_announced();
+    while (!dequeue_one(c)) wait_for_announced();
     note_taken();
     return c;
   }
   // Dequeues up to batch_size announced nodes into the server-local batch. Server thread.
   bool refill_batch() noexcept {
-    const std::size_t n = queue_.try_dequeue_bulk(ctok_, batch_, batch_size);
+    const std::size_t n = dequeue_bulk(batch_, batch_size);
     if (n == 0) return false;
     // The dequeue (acquire) happens after each sender's announce, so announced ≥ taken.
     note_taken(static_cast<std::uint32_t>(n));
@@ -277,13 +278,37 @@ class state_base {
   void note_taken(std::uint32_t n = 1) noexcept {
     // ORDERING: relaxed; only the server thread writes taken_ (probes read it racily).
     taken_.store(taken_.load(std::memory_order_relaxed) + n * one, std::memory_order_relaxed);
+  }
+  // The server's way out of the queue: from the channel's one producer.
+  //
+  // ThreadSanitizer does not model standalone fences, and moodycamel orders the reuse of a
+  // block that the consumer emptied with fences; TSan would report that reuse as a race,
+  // inside the queue, in any program built with it. So in TSan builds (UMP_TSAN: the
+  // program's own -fsanitize=thread compiles ump's headers) the server dequeues holding the
+  // send lock too, which gives TSan the edge the fences provide. Ordinary builds take no
+  // lock here: the consumer side stays lock-free.
+  std::size_t dequeue_bulk(envelope* out, std::size_t max) noexcept {
 #if UMP_TSAN
-    // ThreadSanitizer does not model the standalone fences moodycamel uses to hand a block
-    // back from the consumer to its producer, and reports the producer's reuse as a race.
-    // Under TSan only, a value-neutral release RMW here (paired with the next send()'s
-    // acq_rel fetch_add) gives it the edge those fences provide. Normal builds skip it.
-    ctl_.fetch_add(0, std::memory_order_release);
+    send_lock_.lock();
+    const std::size_t n = queue_.try_dequeue_bulk_from_producer(ptok_, out, max);
+    send_lock_.unlock();
+    return n;
+#else
+    return queue_.try_dequeue_bulk_from_producer(ptok_, out, max);
 #endif
+  }
+  bool dequeue_one(envelope& out) noexcept { return dequeue_bulk(&out, 1) == 1; }
+  void flush_stock() noexcept {
+    send_lock_.lock();  // orders this with the last send's unlock (for TSan; no one waits)
+    std::uint32_t n = 0;
+    while (cell_base* c = stock_) {
+      // ORDERING: relaxed; the stock is guarded by the send lock.
+      stock_ = c->next_.load(std::memory_order_relaxed);
+      pool_.push(c);
+      ++n;
+    }
+    send_lock_.unlock();
+    if (n != 0) release(client_group, n);
   }
   void wait_for_announced() noexcept;  // a sender is between announce and enqueue
   static bool poll_for_server(void* self) noexcept;
@@ -304,8 +329,13 @@ class state_base {
   std::atomic<std::size_t> allocated_{0};
   wait_options opts_;
   cell_pool pool_;
-  node_queue queue_;
-  consumer_token ctok_;
+  node_queue queue_{0};  // no blocks until the first send
+  // What senders touch, on a line of its own: the send lock, the one producer of the queue
+  // and the node stock, both guarded by the lock.
+  static constexpr std::uint32_t stock_batch = 16;  // nodes taken from the pool per refill
+  alignas(cache_line_size) spin_lock send_lock_;
+  cell_base* stock_ = nullptr;  // a list linked through cell_base::next_
+  producer_token ptok_{queue_};
 };
 
 // A pooled node: the reply cell, then the message (M = S for ump, a variant for ng). Aligned
@@ -379,9 +409,9 @@ class channel_state final : public state_base {
     if (cell_base* c = pop_free()) return static_cast<node_type*>(c);
     return allocate_node();
   }
-  // The same through a sender's cache (p's lock held).
-  node_type* acquire_node(producer& p) {
-    if (cell_base* c = pop_free(p)) return static_cast<node_type*>(c);
+  // The same through the send stock (send lock held).
+  node_type* acquire_node_locked() {
+    if (cell_base* c = pop_stock()) return static_cast<node_type*>(c);
     return allocate_node();
   }
 
