@@ -2,14 +2,21 @@
 #include "ump/detail/cell.hpp"
 
 namespace ump::detail {
+namespace {
+// The calling thread's recent reply waits, across channels (see wait_history).
+thread_local wait_history t_reply_waits;
+}  // namespace
 
 bool cell_base::wait_ready(const wait_options& opts, deadline dl) noexcept {
   constexpr auto empty = static_cast<std::uint32_t>(cell_state::empty);
   constexpr auto waiting = static_cast<std::uint32_t>(cell_state::waiting_thread);
   constexpr auto ready = static_cast<std::uint32_t>(cell_state::ready);
 
-  // Phase 1: spin. Any change from `empty` can only be `ready` (only we abandon).
-  if (spin_while_equal(state_, empty, opts, dl) == ready) return true;
+  // Phase 1: spin, unless this thread's last reply waits outlasted the budget (see
+  // wait_history). Any change from `empty` can only be `ready` (only we abandon).
+  wait_history& hist = t_reply_waits;
+  const bool at_once = hist.park_at_once(opts);
+  if (!at_once && spin_while_equal(state_, empty, opts, dl, &hist) == ready) return true;
   UMP_TEST_DELAY(wait_before_park);
 
   // Pin the channel for the replier's futex wake (see cell.hpp): the pin passes to the
@@ -26,13 +33,18 @@ bool cell_base::wait_ready(const wait_options& opts, deadline dl) noexcept {
                                       std::memory_order_acquire)) {
     UMP_ASSERT(expected == ready, "only the requester abandons its own request");
     if (owner != nullptr) unpin_owner(owner);
+    if (at_once) hist.record(true);  // it came before we could even park
     return true;
   }
   // Phase 2: park until the replier's exchange moves us off waiting_thread.
+  const clock::time_point parked_at = at_once ? clock::now() : clock::time_point{};
   for (;;) {
     const bool in_time = park_while_equal(state_, waiting, dl);
     // ORDERING: acquire, pairs with publish()'s exchange.
-    if (state_.load(std::memory_order_acquire) == ready) return true;
+    if (state_.load(std::memory_order_acquire) == ready) {
+      if (at_once) hist.record(clock::now() - parked_at < opts.spin);
+      return true;
+    }
     if (!in_time || dl.passed()) {
       // Transition waiting_thread → abandoned, unless the outcome just arrived.
       expected = waiting;

@@ -153,7 +153,7 @@ void note_crowded(bool crowded) noexcept { t_governor.crowded = crowded; }
 unsigned spin_budget_shift() noexcept { return t_governor.shift; }
 
 bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts,
-                deadline dl) noexcept {
+                deadline dl, wait_history* hist) noexcept {
   if (opts.spin.count() <= 0) return false;
   const spin_plan plan = plan_spin(opts);
   const clock::time_point start = clock::now();
@@ -172,6 +172,7 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
   // The clock is read every 64 polls (a pause is tens of ns): cheap next to a round trip.
   for (unsigned i = 1;; ++i) {
     if (poll(ctx)) {
+      if (hist != nullptr) hist->record(true);
       if (plan.adaptive) {
         const clock::time_point now = long_from == clock::time_point{} ? start : clock::now();
         record_spin(plan, spin_end::succeeded, starved(now));
@@ -182,6 +183,7 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
     if ((i & 63) == 0) {
       const clock::time_point now = clock::now();
       if (now >= end) {
+        if (hist != nullptr && !cut_by_deadline) hist->record(false);
         if (plan.adaptive) {
           if (!cut_by_deadline && now - t_governor.looked >= crowd_check_every) {
             t_governor.looked = now;
@@ -219,9 +221,9 @@ bool word_changed(void* ctx) noexcept {
 }  // namespace
 
 std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
-                               const wait_options& opts, deadline dl) noexcept {
+                               const wait_options& opts, deadline dl, wait_history* hist) noexcept {
   word_watch w{&word, value, value};
-  return spin_until(&word_changed, &w, opts, dl) ? w.seen : value;
+  return spin_until(&word_changed, &w, opts, dl, hist) ? w.seen : value;
 }
 
 bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,

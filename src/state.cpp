@@ -62,8 +62,10 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
     const poll_status s = try_take(out);
     if (s != poll_status::empty) return s;
     if (dl.passed()) return poll_status::empty;
-    // Nothing yet: spin on the queue itself (the hot path never reads ctl_).
-    if (spin_until(&poll_for_server, this, opts_, dl)) continue;  // a batch, or the no_clients hint
+    // Nothing yet: spin on the queue itself (the hot path never reads ctl_), unless the last
+    // waits outlasted the budget (see wait_history).
+    const bool at_once = waits_.park_at_once(opts_);
+    if (!at_once && spin_until(&poll_for_server, this, opts_, dl, &waits_)) continue;  // a batch, or the no_clients hint
     // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
     if (pending(c) > 0 || (c & no_clients) != 0) continue;
@@ -73,7 +75,9 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
     if (!ctl_.compare_exchange_strong(expected, c | parked_thread, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
       continue;
+    const clock::time_point parked_at = at_once ? clock::now() : clock::time_point{};
     const bool in_time = park_while_equal(ctl_, c | parked_thread, dl);
+    if (at_once && in_time) waits_.record(clock::now() - parked_at < opts_.spin);
     // Unpark ourselves: a waker may or may not have cleared the flag already; a second
     // futex wake from a late waker is harmless.
     // ORDERING: acq_rel, ordered with wake_server()'s claim.

@@ -42,7 +42,9 @@ std::vector<int> iota(int n) {
 }
 
 TEST_CASE("clones_used_round_robin_on_one_thread_arrive_in_send_order") {
-  auto [srv, cli] = ump::channel<int, int>();
+  auto chan = ump::channel<int, int>();
+  auto& srv = chan.first;
+  auto& cli = chan.second;
   std::vector<ump::client<int, int>> clones(4, cli);
   auto weak = cli.weak();
   clones.push_back(*weak.upgrade());
@@ -60,7 +62,9 @@ TEST_CASE("clones_used_round_robin_on_one_thread_arrive_in_send_order") {
 
 TEST_CASE("post_client_and_client_interleaved_on_one_thread_arrive_in_send_order") {
   // Small posts travel inline, large ones in nodes: both kinds and requests share the order.
-  auto [srv, cli] = ump::ng::channel<int, int, int>();
+  auto chan = ump::ng::channel<int, int, int>();
+  auto& srv = chan.first;
+  auto& cli = chan.second;
   auto poster = cli.poster();
   std::vector<ump::wait_reply<int, void>> pending;
   for (int i = 0; i < 300; ++i) {
@@ -97,7 +101,9 @@ void token_passing_round(int threads, int per_thread, MakeSender make_sender, st
 TEST_CASE("two_and_four_threads_passing_a_token_arrive_in_send_order") {
   for (int threads : {2, 4}) {
     CAPTURE(threads);
-    auto [srv, cli] = ump::ng::channel<int, int, int>();
+    auto chan = ump::ng::channel<int, int, int>();
+    auto& srv = chan.first;
+    auto& cli = chan.second;
     std::vector<int> expect;
     token_passing_round(threads, scaled(1000), [&cli] {
       // Each thread has its own client object; every third message is a request sent
@@ -124,7 +130,9 @@ TEST_CASE("seeded_random_hand_offs_keep_happens_before_order") {
   std::printf("fifo stress seed %llu\n", static_cast<unsigned long long>(seed));
   constexpr int threads = 4;
   const int rounds = scaled(2000);
-  auto [srv, cli] = ump::ng::channel<std::uint64_t, int, int>();
+  auto chan = ump::ng::channel<std::uint64_t, int, int>();
+  auto& srv = chan.first;
+  auto& cli = chan.second;
   std::atomic<int> baton{0};  // round number; the thread holding it is baton % threads
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {

@@ -44,7 +44,9 @@ TEST_CASE("coroutine_server_fed_by_blocking_threads_on_fresh_channels") {
   const int rounds = scaled(400);
   const int per_sender = 300;
   for (int round = 0; round < rounds; ++round) {
-    auto [srv, cli] = ump::channel<int, int>();
+    auto chan = ump::channel<int, int>();
+    auto& srv = chan.first;
+    auto& cli = chan.second;
     long served = -1;
     std::thread server([&served, s = std::move(srv)]() mutable { served = ump::sync_wait(summing_server(std::move(s))); });
     std::vector<std::thread> threads;
@@ -105,7 +107,9 @@ TEST_CASE_TEMPLATE("ng_coroutine_server_fed_by_posting_threads_on_fresh_channels
   const int rounds = scaled(std::is_same_v<P, std::string> ? 600 : 1500);
   const int per_sender = 200;
   for (int round = 0; round < rounds; ++round) {
-    auto [srv, cli] = ump::ng::channel<P, int, int>();
+    auto chan = ump::ng::channel<P, int, int>();
+    auto& srv = chan.first;
+    auto& cli = chan.second;
     ng_round_log<P> log;
     std::thread server([&log, s = std::move(srv)]() mutable { ump::sync_wait(recording_ng_server<P>(std::move(s), log)); });
     std::vector<std::thread> threads;
@@ -157,7 +161,9 @@ TEST_CASE("coroutine_server_with_upgrade_racing_the_last_drop") {
   const int rounds = scaled(2000);
   long upgraded = 0;
   for (int round = 0; round < rounds; ++round) {
-    auto [srv, cli] = ump::channel<int, int>();
+    auto chan = ump::channel<int, int>();
+    auto& srv = chan.first;
+    auto& cli = chan.second;
     long served = -1;
     std::thread server([&served, s = std::move(srv)]() mutable { served = ump::sync_wait(summing_server(std::move(s))); });
     auto weak = cli.weak();

@@ -318,11 +318,12 @@ class [[nodiscard]] server_awaiter {
   }
   auto await_resume() {
     using result_type = decltype(s_->convert(env_));
+    auto* st = s_->core().state();
+    if (withdrew_) st->clear_withdrawing();  // the delivery it asked for is this one
     if (status_ == poll_status::empty) status_ = s_->core().try_take(env_);
     if (status_ == poll_status::empty) {
       // Only a withdrawal that lost the race to a claimed wake-up delivers nothing.
-      // ORDERING: relaxed; the delivery that brought us here ordered it (see withdraw()).
-      UMP_CHECK(withdrawing_.load(std::memory_order_relaxed), "a server awaiter resumes only when there is news");
+      UMP_CHECK(withdrew_, "a server awaiter resumes only when there is news");
       return result_type(typename result_type::error_type(errc::origin_disappeared));
     }
     if (status_ == poll_status::no_clients) return result_type(s_->clients_gone());
@@ -333,37 +334,29 @@ class [[nodiscard]] server_awaiter {
   // Precondition: await_suspend returned true and withdraw() has not been called yet.
   // Returns true if the waiter was withdrawn before any sender claimed it (the scheduler
   // will never be called; nothing was taken), false if a wake-up has been or is being
-  // delivered: it brings either a message or, if the claim found nothing to take, an empty
-  // outcome that await_resume() reports as errc::origin_disappeared.
+  // delivered: it brings either a message or, if the claim found nothing, an empty outcome
+  // that await_resume() reports as errc::origin_disappeared.
   bool withdraw() noexcept {
-    // ORDERING: relaxed store, then the acq_rel RMW in unregister_server_waiter(): a waker
-    // whose re-registration follows that RMW on ctl_ reads this flag after its own RMW
-    // (acquire) and delivers instead of staying registered.
-    withdrawing_.store(true, std::memory_order_relaxed);
-    if (!s_->core().state()->unregister_server_waiter()) return false;
-    registered_ = false;
-    return true;
+    if (s_->core().state()->withdraw_server_waiter()) {
+      registered_ = false;
+      return true;
+    }
+    withdrew_ = true;
+    return false;
   }
 
  private:
   // The caller holds the server exclusively: the coroutine before it suspends, or a waker
   // that claimed the registration. Returns true if there is news (deliver: the coroutine
-  // takes it when it resumes), false once the waiter is registered (stay suspended until the
-  // next claim).
+  // takes it when it resumes) or a withdrawal to deliver, false once the waiter is
+  // registered (stay suspended until the next claim; from then on *this may be resumed and
+  // destroyed by another waker at any moment, so nothing here touches it after that).
   bool news_or_register() noexcept {
     auto* st = s_->core().state();
     for (;;) {
       const std::uint32_t c = st->load_ctl();
-      if (st->has_news(c)) return true;
-      // ORDERING: relaxed; see withdraw().
-      if (withdrawing_.load(std::memory_order_relaxed)) return true;
-      if (!st->register_server_waiter({&wake, this}, c)) continue;
-      // Registered. A withdrawal that ran between the claim and this registration found no
-      // flag to clear and waits for a delivery: take the registration back and deliver.
-      // ORDERING: relaxed, after the acq_rel CAS above (see withdraw()).
-      if (!withdrawing_.load(std::memory_order_relaxed)) return false;
-      // If another sender claimed it in the meantime, its wake() delivers instead.
-      return st->unregister_server_waiter();
+      if ((c & state_base::withdrawing) != 0 || st->has_news(c)) return true;
+      if (st->register_server_waiter({&wake, this}, c)) return false;
     }
   }
   static void wake(void* self) noexcept {
@@ -378,7 +371,7 @@ class [[nodiscard]] server_awaiter {
   envelope env_{};
   poll_status status_ = poll_status::empty;
   bool registered_ = false;
-  std::atomic<bool> withdrawing_{false};
+  bool withdrew_ = false;  // withdraw() lost to a claim (the adapter's context only)
 };
 
 }  // namespace ump::detail

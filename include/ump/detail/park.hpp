@@ -51,16 +51,39 @@ deadline deadline_at(std::chrono::time_point<clock, Duration> tp) noexcept {
   return {std::chrono::time_point_cast<clock::duration>(tp)};
 }
 
+// What one waiting site has seen of its recent waits (wait_options::adaptive): whether the
+// awaited event came within the spin budget. A site whose last waits all outlasted the
+// budget parks at once: on virtual machines a thread that spins and then parks wakes much
+// later than one that parks at once (BENCHMARKS.md, "Waiting after idle"), so a spin that
+// will run out costs latency as well as CPU. A site that parked at once times its sleep,
+// so the first event to come within the budget switches spinning back on. Owned by one
+// waiter at a time (the server's thread, or a requester thread), never shared.
+struct wait_history {
+  static constexpr std::uint8_t park_after = 2;  // consecutive long waits before parking at once
+  std::uint8_t long_waits = 0;
+  [[nodiscard]] bool park_at_once(const wait_options& opts) const noexcept {
+    return opts.adaptive && long_waits >= park_after;
+  }
+  void record(bool within_budget) noexcept {
+    if (within_budget) {
+      long_waits = 0;
+    } else if (long_waits < park_after) {
+      ++long_waits;
+    }
+  }
+};
+
 // Spins while `word` holds `value`, for at most opts.spin (and never past `dl`).
 // Returns the first different value seen, or `value` if the budget ran out.
 // ORDERING: loads are acquire, pairing with the release part of whatever RMW changed `word`.
+// If `hist` is given, the outcome is recorded in it (succeeded: within budget; ran out: not).
 std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
-                               const wait_options& opts, deadline dl) noexcept;
+                               const wait_options& opts, deadline dl, wait_history* hist = nullptr) noexcept;
 
 // Spins, with the same budget and back-off as spin_while_equal, until poll(ctx) returns true.
 // Returns false if the budget (or `dl`) ran out first.
 bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts,
-                deadline dl) noexcept;
+                deadline dl, wait_history* hist = nullptr) noexcept;
 
 // Sleeps while `word` holds `value`. Returns false if `dl` passed, true otherwise (the word
 // changed, or a wake arrived, or a spurious wake-up: callers re-check their condition).

@@ -64,12 +64,15 @@ class state_base {
   static constexpr std::uint32_t parked_thread = 2;
   static constexpr std::uint32_t parked_async = 4;
   static constexpr std::uint32_t no_clients = 8;
+  // An adapter withdrew the async waiter after a waker had claimed it (see
+  // withdraw_server_waiter); cleared by whoever delivers to that waiter.
+  static constexpr std::uint32_t withdrawing = 16;
   static constexpr std::uint32_t parked_any = parked_thread | parked_async;
-  static constexpr std::uint32_t flag_mask = 15;
-  static constexpr std::uint32_t one = 16;  // the announced count lives above the flags
+  static constexpr std::uint32_t flag_mask = 31;
+  static constexpr std::uint32_t one = 32;  // the announced count lives above the flags
 
   // Messages announced in `c` and not yet taken by the server. Exact on the server's thread;
-  // a racy estimate elsewhere. Wrapping arithmetic: at most 2^28 - 1 may be pending.
+  // a racy estimate elsewhere. Wrapping arithmetic: at most 2^27 - 1 may be pending.
   [[nodiscard]] std::uint32_t pending(std::uint32_t c) const noexcept {
     // ORDERING: relaxed; taken_ is written only by the server thread.
     return ((c & ~flag_mask) - taken_.load(std::memory_order_relaxed)) / one;
@@ -182,6 +185,28 @@ class state_base {
   bool unregister_server_waiter() noexcept {
     // ORDERING: acq_rel, ordered against the waker's claim in wake_server().
     return (ctl_.fetch_and(~parked_async, std::memory_order_acq_rel) & parked_async) != 0;
+  }
+  // For an adapter cancelling a registered async server waiter. Returns true if the waiter
+  // was still registered: it is withdrawn, nothing will call it. Returns false if a waker
+  // has claimed it: the flag `withdrawing` is set instead, in the same RMW, so that a waker
+  // about to register the waiter again (a stale claim, see server_awaiter) fails its CAS,
+  // sees the flag and delivers the waiter at once rather than leaving it registered.
+  bool withdraw_server_waiter() noexcept {
+    // ORDERING: relaxed; the CAS below decides.
+    std::uint32_t c = ctl_.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::uint32_t next = (c & parked_async) ? (c & ~parked_async) : (c | withdrawing);
+      // ORDERING: acq_rel, ordered against the waker's claim (wake_server) and its
+      // registering CAS (register_server_waiter).
+      if (ctl_.compare_exchange_weak(c, next, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return (c & parked_async) != 0;
+    }
+  }
+  // Clears `withdrawing` (the delivery it asked for has been made). Server side.
+  void clear_withdrawing() noexcept {
+    // ORDERING: relaxed; only the server side sets or clears it while it owns the waiter, and
+    // the CAS in withdraw_server_waiter() re-reads the word.
+    ctl_.fetch_and(~withdrawing, std::memory_order_relaxed);
   }
   // Server side (the server thread, or a waker holding the async waiter's claim): true if
   // the server has something to take in `c` (a loaded ctl_) or its receive batch, or if
@@ -321,6 +346,7 @@ class state_base {
   alignas(cache_line_size) std::atomic<std::uint32_t> taken_{0};
   std::uint8_t batch_pos_ = 0;
   std::uint8_t batch_len_ = 0;
+  wait_history waits_;  // the server's recent waits for a message (server thread only)
   envelope batch_[batch_size];
   alignas(cache_line_size) std::atomic<std::uint32_t> server_refs_{1};  // the server
   alignas(cache_line_size) std::atomic<std::uint32_t> client_refs_{1};  // the first client
