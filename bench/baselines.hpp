@@ -1,17 +1,19 @@
 // bench/baselines.hpp - benchmark harness pieces that do not depend on ump.
 //
 // What is here
-//   * floors: two threads ping-ponging one 32-bit word by pure spinning, by
-//     std::atomic::wait/notify_one, and by raw futex calls. They bound what any
-//     request/reply channel can do on this machine.
+//   * floors (floors.hpp): two threads ping-ponging one 32-bit word by pure
+//     spinning, by std::atomic::wait/notify_one, and by raw futex calls with and
+//     without a spin phase. They bound what any request/reply channel can do here.
 //   * baselines: request/reply servers built the way people usually build them
 //     (mutex+condvar+promise, moodycamel+promise, moodycamel+atomic reply slot)
 //     and post (fire-and-forget) servers, all with one uint64_t payload and the
 //     reply request + 1.
-//   * workload drivers (rtt, rtt_idle, contended, pipelined, post) written once
+//   * workload drivers (rtt, gap, rtt_loaded, contended, pipelined, post) written once
 //     against small implementation concepts, so an adapter for ump registers the
 //     very same workloads under the same names: `<workload>/<impl>[/param:N]`.
-//   * measurement helpers: latency percentiles, allocations per request.
+//   * measurement helpers (bench_util.hpp): latency percentiles, allocations per request.
+//   More baselines built on other MPSC queues (oneTBB, Boost.Lockfree, Asio) live in
+//   mpsc_baselines.hpp.
 //
 // Implementation concepts (checked by the concepts below)
 //   request/reply impl `I`:
@@ -225,7 +227,7 @@ private:
 // The plain ConcurrentQueue cannot block, so the server polls: it spins for
 // server_spin, yields until server_idle, then parks on an atomic flag that
 // clients check after each enqueue (Dekker-style, a seq_cst fence on both sides).
-// The budgets are below the 50 us pause of rtt_idle on purpose, so rtt_idle shows
+// The budgets are below the 50 us gap of the gap sweep on purpose, so gaps from 50 us on show
 // the parked-server path; a server that never parks would burn one of the two
 // vCPUs for good. The client's spin is short (2 us, about 10 unloaded round trips)
 // because on 2 vCPUs the scheduler may put the woken server on the client's CPU:
@@ -526,39 +528,44 @@ concept post_impl = std::default_initializable<P> && requires(P& impl, const P& 
 // Workload drivers. Each constructs the implementation (starting its server)
 // before the timed loop and destroys it after.
 // ===========================================================================
-inline constexpr int rtt_sample_every = 8;            // 1 round trip in 8 timed individually
+inline constexpr int rtt_sample_every = 8;            // p50/p99 pass: 1 sample per 8 timed round trips
+// The gap sweep: gaps in µs and round trips per gap. Fewer round trips for long gaps keep
+// one implementation's sweep near 4 s (sum of gap x round trips, plus the round trips);
+// 200 round trips at 5 ms still leave 2 samples above p99.
+inline constexpr std::int64_t gap_sweep[][2] = {
+    {0, 4000}, {10, 4000}, {50, 4000}, {100, 4000}, {200, 3000}, {500, 1500}, {1000, 800}, {5000, 200}};
+// Other ump-side measurements with a server that has parked between requests.
 inline constexpr auto idle_pause = std::chrono::microseconds{50};
-inline constexpr std::int64_t idle_iterations = 2000; // ~0.1 s per run, 20 samples above p99
 inline constexpr std::size_t pipeline_depth = 64;
 inline constexpr std::int64_t contended_chunk = 16;   // tickets taken per fetch_sub
 inline constexpr int contended_clients[] = {1, 2, 4, 8};
 inline constexpr int post_producers[] = {1, 2, 4};
 
 // rtt: one client (the benchmark thread), back-to-back round trips. The reported
-// time is the mean; one round trip in rtt_sample_every is timed on its own for
-// p50/p99, which keeps clock reads out of 7/8 of the loop so the mean stays honest.
+// time is the mean over the timed loop, which reads no clock per round trip. After the
+// loop (untimed), a pass of iterations / rtt_sample_every round trips, each timed on its
+// own, gives p50/p99; those include one clock read (~25 ns here) per sample.
 template <request_reply_impl I>
 void run_rtt(benchmark::State& state) {
     I impl;
     auto client = impl.make_client();
     for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);  // warm caches and thread
-    latency_recorder latencies{static_cast<std::size_t>(state.max_iterations / rtt_sample_every) + 1};
     std::uint64_t x = 1000;
     std::uint64_t wrong = 0;
     alloc_meter allocs;
     for (auto _ : state) {
-        std::uint64_t reply;
-        if (x % rtt_sample_every == 0) {
-            const auto t0 = bench_clock::now();
-            reply = client.call(x);
-            latencies.record(bench_clock::now() - t0);
-        } else {
-            reply = client.call(x);
-        }
-        wrong += reply != x + 1;
+        wrong += client.call(x) != x + 1;
         ++x;
     }
     allocs.report(state, state.iterations());
+    const auto samples = static_cast<std::size_t>(state.iterations() / rtt_sample_every) + 1;
+    latency_recorder latencies{samples};
+    for (std::size_t i = 0; i < samples; ++i, ++x) {
+        const auto t0 = bench_clock::now();
+        const std::uint64_t reply = client.call(x);
+        latencies.record(bench_clock::now() - t0);
+        wrong += reply != x + 1;
+    }
     latencies.report(state);
     if (wrong != 0) state.SkipWithError("wrong reply");
 }
@@ -615,18 +622,22 @@ void run_rtt_loaded(benchmark::State& state) {
     if (wrong != 0) state.SkipWithError("wrong reply");
 }
 
-// rtt_idle: the client busy-waits idle_pause between requests (spinning on the
-// clock, never sleeping) so that a server with a bounded spin budget has parked
-// and each request pays its wake-up. Manual time: only the round trip is timed.
+// gap: each request is sent gap_us (state.range(0)) after the client saw the previous
+// reply, so a server with a spin budget shorter than the gap has parked and pays a
+// wake-up. The pause is the same in every row and at every gap, 0 included: spin_until()
+// busy-waits on steady_clock with pause instructions, never sleeping, so the client keeps
+// its CPU and no row's pause changes scheduling differently from another's. Manual time:
+// only the round trip is timed (time = mean round trip); p50_ns/p99_ns/samples counters.
 template <request_reply_impl I>
-void run_rtt_idle(benchmark::State& state) {
+void run_gap(benchmark::State& state) {
+    const auto gap = std::chrono::microseconds{state.range(0)};
     I impl;
     auto client = impl.make_client();
     for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);
     latency_recorder latencies{static_cast<std::size_t>(state.max_iterations)};
     std::uint64_t x = 1000;
     std::uint64_t wrong = 0;
-    auto next = bench_clock::now() + idle_pause;
+    auto next = bench_clock::now() + gap;
     for (auto _ : state) {
         spin_until(next);
         const auto t0 = bench_clock::now();
@@ -636,9 +647,10 @@ void run_rtt_idle(benchmark::State& state) {
         latencies.record(t1 - t0);
         wrong += reply != x + 1;
         ++x;
-        next = t1 + idle_pause;
+        next = t1 + gap;
     }
     latencies.report(state);
+    state.counters["samples"] = static_cast<double>(state.iterations());
     if (wrong != 0) state.SkipWithError("wrong reply");
 }
 
@@ -840,27 +852,38 @@ void run_post(benchmark::State& state) {
 // aggregates (mean, median, stddev, cv) are reported.
 // ===========================================================================
 
-// floor/<name> (back-to-back round trip) and rtt_idle/floor_<name>.
+// gap/<impl>/gap_us:N for every gap of gap_sweep.
 template <request_reply_impl I>
-void register_floor(const std::string& name) {
+void register_gap(const std::string& impl_name) {
+    for (const auto& [gap_us, iterations] : gap_sweep) {
+        benchmark::RegisterBenchmark(("gap/" + impl_name).c_str(), run_gap<I>)
+            ->ArgName("gap_us")
+            ->Arg(gap_us)
+            ->UseManualTime()
+            ->Iterations(iterations)
+            ->ReportAggregatesOnly(true);
+    }
+}
+
+// floor/<name> (back-to-back round trip) and, with gap, gap/floor_<name>/gap_us:N.
+template <request_reply_impl I>
+void register_floor(const std::string& name, bool gap = false) {
     benchmark::RegisterBenchmark(("floor/" + name).c_str(), run_rtt<I>)
         ->UseRealTime()
         ->ReportAggregatesOnly(true);
-    benchmark::RegisterBenchmark(("rtt_idle/floor_" + name).c_str(), run_rtt_idle<I>)
-        ->UseManualTime()
-        ->Iterations(idle_iterations)
-        ->ReportAggregatesOnly(true);
+    if (gap) register_gap<I>("floor_" + name);
 }
 
 struct request_reply_workloads {
     bool rtt = true;
-    bool rtt_idle = true;
+    bool gap = true;
     bool rtt_loaded = true;
     bool contended = true;
     bool pipelined = true;
 };
 
-// rtt/<impl>, rtt_idle/<impl>, contended/<impl>/threads:N, pipelined/<impl>.
+// rtt/<impl>, gap/<impl>/gap_us:N, rtt_loaded/<impl>, contended/<impl>/threads:N,
+// pipelined/<impl>.
 template <request_reply_impl I>
 void register_request_reply(const std::string& impl_name, request_reply_workloads w = {}) {
     if (w.rtt) {
@@ -868,12 +891,7 @@ void register_request_reply(const std::string& impl_name, request_reply_workload
             ->UseRealTime()
             ->ReportAggregatesOnly(true);
     }
-    if (w.rtt_idle) {
-        benchmark::RegisterBenchmark(("rtt_idle/" + impl_name).c_str(), run_rtt_idle<I>)
-            ->UseManualTime()
-            ->Iterations(idle_iterations)
-            ->ReportAggregatesOnly(true);
-    }
+    if (w.gap) register_gap<I>(impl_name);
     if (w.rtt_loaded) {
         benchmark::RegisterBenchmark(("rtt_loaded/" + impl_name).c_str(), run_rtt_loaded<I>)
             ->UseRealTime()

@@ -21,6 +21,10 @@ namespace ump_bench {
 
 // Our own constant: clang 14 with libstdc++ lacks hardware_destructive_interference_size.
 inline constexpr std::size_t cache_line_size = 64;
+// Words that two threads write independently are kept this far apart: Intel's spatial
+// (adjacent-line) prefetcher pulls lines in 128-byte pairs, so two hot words on
+// neighbouring 64-byte lines still move together.
+inline constexpr std::size_t prefetch_pair_size = 128;
 
 using bench_clock = std::chrono::steady_clock;
 
@@ -73,12 +77,12 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
   // Returns at once (EAGAIN) if word != expected; spurious returns are allowed.
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
-       nullptr, nullptr, 0);
+            nullptr, nullptr, 0);
 }
 
 inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
-       nullptr, 0);
+            nullptr, 0);
 }
 
 // Latency percentiles from individually timed operations. Storage is reserved up

@@ -1,7 +1,22 @@
 // bench/floors.hpp - two threads ping-ponging one word: what no channel can beat here.
+//
+//   spin_pingpong          both sides pause-spin on the word
+//   atomic_wait_pingpong   std::atomic wait/notify_one (libstdc++ spins a little, then parks)
+//   futex_pingpong         raw futex, parks at once and always calls FUTEX_WAKE
+//   parking_pingpong<K,us> raw futex with a "parked" bit in the word, so the waker calls
+//                          FUTEX_WAKE only when the other side really parks; before parking
+//                          the waiter pause-spins (K = pause) or sched_yield-spins (K = yield)
+//                          for `us` microseconds, or parks at once (K = none)
+//
+// Layout: the word, the stop flag and the client's last reply each get a 128-byte block.
+// The first version put stop_ (read by the server on every round trip) and last_reply_
+// (written by the client on every round trip) on one line, next to the word's line: that
+// made every round trip move a second line and, on a 2-vCPU AMD EPYC VM, nearly doubled the
+// spin floor (122 ns against 67 ns in a standalone probe; BENCHMARKS.md has the figures).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <thread>
 
@@ -64,9 +79,10 @@ class spin_pingpong {
     }
   }
 
-  alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
-  alignas(cache_line_size) std::atomic<bool> stop_{false};
-  std::uint32_t last_reply_ = 0;  // client thread only
+  // One 128-byte block each (see the layout note at the top).
+  alignas(prefetch_pair_size) std::atomic<std::uint32_t> word_{0};
+  alignas(prefetch_pair_size) std::atomic<bool> stop_{false};
+  alignas(prefetch_pair_size) std::uint32_t last_reply_ = 0;  // client thread only
   std::thread server_;
 };
 
@@ -129,9 +145,10 @@ class atomic_wait_pingpong {
     }
   }
 
-  alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
-  alignas(cache_line_size) std::atomic<bool> stop_{false};
-  std::uint32_t last_reply_ = 0;  // client thread only
+  // One 128-byte block each (see the layout note at the top).
+  alignas(prefetch_pair_size) std::atomic<std::uint32_t> word_{0};
+  alignas(prefetch_pair_size) std::atomic<bool> stop_{false};
+  alignas(prefetch_pair_size) std::uint32_t last_reply_ = 0;  // client thread only
   std::thread server_;
 };
 
@@ -187,10 +204,116 @@ class futex_pingpong {
     }
   }
 
-  alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
-  alignas(cache_line_size) std::atomic<bool> stop_{false};
-  std::uint32_t last_reply_ = 0;  // client thread only
+  // One 128-byte block each (see the layout note at the top).
+  alignas(prefetch_pair_size) std::atomic<std::uint32_t> word_{0};
+  alignas(prefetch_pair_size) std::atomic<bool> stop_{false};
+  alignas(prefetch_pair_size) std::uint32_t last_reply_ = 0;  // client thread only
   std::thread server_;
 };
+
+// (d) Raw futex with a waiter bit: the top bit of the word says "the other side has parked,
+// or is about to". A waiter sets it (CAS) before FUTEX_WAIT; the other side publishes with
+// an exchange, which clears it, and calls FUTEX_WAKE only if it was set. Before parking the
+// waiter spins for SpinUs microseconds: pause loops (before_park::pause), sched_yield loops
+// (before_park::yield), or not at all (before_park::none: parks at once). These are the
+// floors of the gap sweep: a request that arrives after the server has parked costs at
+// least one futex wake-up, and what the spin phase does to that wake-up is the question.
+enum class before_park { none, pause, yield };
+
+template <before_park Kind, int SpinUs>
+class parking_pingpong {
+ public:
+  parking_pingpong() : server_{[this] { serve(); }} {}
+  ~parking_pingpong() {
+    // ORDERING: relaxed; published by the acq_rel exchange in publish(), which the server
+    // acquires before it reads stop_.
+    stop_.store(true, std::memory_order_relaxed);
+    publish(next(last_reply_));
+    server_.join();
+  }
+  parking_pingpong(const parking_pingpong&) = delete;
+  parking_pingpong& operator=(const parking_pingpong&) = delete;
+
+  struct client {
+    parking_pingpong* floor;
+    std::uint64_t call(std::uint64_t x) noexcept { return floor->round_trip(x); }
+  };
+  client make_client() noexcept { return client{this}; }
+
+ private:
+  static constexpr std::uint32_t parked_bit = std::uint32_t{1} << 31;
+  static constexpr std::uint32_t value_mask = parked_bit - 1;
+  static constexpr std::uint32_t next(std::uint32_t v) noexcept { return (v + 1) & value_mask; }
+
+  std::uint64_t round_trip(std::uint64_t x) noexcept {
+    const std::uint32_t sent = next(last_reply_);
+    publish(sent);
+    const std::uint32_t seen = await_change(sent);
+    last_reply_ = seen;
+    return x + ((seen - sent) & value_mask);
+  }
+
+  void serve() noexcept {
+    std::uint32_t last = 0;
+    for (;;) {
+      const std::uint32_t seen = await_change(last);
+      // ORDERING: relaxed; ordered by the acquire in await_change() (destructor's publish).
+      if (stop_.load(std::memory_order_relaxed)) return;
+      last = next(seen);
+      publish(last);
+    }
+  }
+
+  // Stores v (clearing the parked bit) and wakes the other side only if it had set the bit.
+  void publish(std::uint32_t v) noexcept {
+    // ORDERING: acq_rel; release pairs with the acquire loads in await_change(); acquire
+    // orders the read of the parked bit, set by the partner's CAS in await_change().
+    if ((word_.exchange(v, std::memory_order_acq_rel) & parked_bit) != 0) {
+      futex_wake_one(word_);  // partner: futex_wait() in await_change()
+    }
+  }
+
+  // Returns the word's value once it differs from `old`.
+  std::uint32_t await_change(std::uint32_t old) noexcept {
+    // ORDERING (all loads and the CAS): acquire; pair with the exchange in publish().
+    std::uint32_t w = word_.load(std::memory_order_acquire);
+    if ((w & value_mask) != old) return w & value_mask;
+    if constexpr (Kind != before_park::none) {
+      const auto deadline = bench_clock::now() + std::chrono::microseconds{SpinUs};
+      do {
+        // A clock read every 16 pauses (~1 µs here) or every yield (a syscall anyway).
+        for (int i = 0; i < (Kind == before_park::pause ? 16 : 1); ++i) {
+          w = word_.load(std::memory_order_acquire);
+          if ((w & value_mask) != old) return w & value_mask;
+          if constexpr (Kind == before_park::pause) {
+            cpu_relax();
+          } else {
+            std::this_thread::yield();
+          }
+        }
+      } while (bench_clock::now() < deadline);
+    }
+    for (;;) {
+      if ((w & parked_bit) == 0 &&
+          !word_.compare_exchange_weak(w, w | parked_bit, std::memory_order_acquire,
+                                       std::memory_order_acquire)) {
+        if ((w & value_mask) != old) return w & value_mask;
+        continue;  // spurious failure: retry the CAS
+      }
+      futex_wait(word_, old | parked_bit);  // returns at once if publish() got there first
+      w = word_.load(std::memory_order_acquire);
+      if ((w & value_mask) != old) return w & value_mask;
+    }
+  }
+
+  alignas(prefetch_pair_size) std::atomic<std::uint32_t> word_{0};
+  alignas(prefetch_pair_size) std::atomic<bool> stop_{false};
+  alignas(prefetch_pair_size) std::uint32_t last_reply_ = 0;  // client thread only
+  std::thread server_;
+};
+
+using futex_park_pingpong = parking_pingpong<before_park::none, 0>;
+using futex_spin50_park_pingpong = parking_pingpong<before_park::pause, 50>;
+using futex_yield50_park_pingpong = parking_pingpong<before_park::yield, 50>;
 
 }  // namespace ump_bench
