@@ -1,17 +1,19 @@
 // bench/baselines.hpp - benchmark harness pieces that do not depend on ump.
 //
 // What is here
-//   * floors: two threads ping-ponging one 32-bit word by pure spinning, by
-//     std::atomic::wait/notify_one, and by raw futex calls. They bound what any
-//     request/reply channel can do on this machine.
+//   * floors (floors.hpp): two threads ping-ponging one 32-bit word by pure
+//     spinning, by std::atomic::wait/notify_one, and by raw futex calls with and
+//     without a spin phase. They bound what any request/reply channel can do here.
 //   * baselines: request/reply servers built the way people usually build them
 //     (mutex+condvar+promise, moodycamel+promise, moodycamel+atomic reply slot)
 //     and post (fire-and-forget) servers, all with one uint64_t payload and the
 //     reply request + 1.
-//   * workload drivers (rtt, rtt_idle, contended, pipelined, post) written once
+//   * workload drivers (rtt, gap, rtt_loaded, contended, pipelined, post) written once
 //     against small implementation concepts, so an adapter for ump registers the
 //     very same workloads under the same names: `<workload>/<impl>[/param:N]`.
-//   * measurement helpers: latency percentiles, allocations per request.
+//   * measurement helpers (bench_util.hpp): latency percentiles, allocations per request.
+//   More baselines built on other MPSC queues (oneTBB, Boost.Lockfree, Asio) live in
+//   mpsc_baselines.hpp.
 //
 // Implementation concepts (checked by the concepts below)
 //   request/reply impl `I`:
@@ -52,288 +54,10 @@
 #include <concurrentqueue/blockingconcurrentqueue.h>
 #include <concurrentqueue/concurrentqueue.h>
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "bench_util.hpp"
+#include "floors.hpp"
 
 namespace ump_bench {
-
-// Our own constant: clang 14 with libstdc++ lacks hardware_destructive_interference_size.
-inline constexpr std::size_t cache_line_size = 64;
-
-using bench_clock = std::chrono::steady_clock;
-
-// ---------------------------------------------------------------------------
-// Allocation counting. Global operator new/delete are replaced in exactly one
-// translation unit, bench/alloc_counter.cpp; these read its counters. Counts are
-// process-wide (every thread), so a server's allocations count too.
-// ---------------------------------------------------------------------------
-[[nodiscard]] std::uint64_t alloc_count() noexcept;
-[[nodiscard]] std::uint64_t free_count() noexcept;
-
-// Reports `allocs_per_req` = allocations between construction and report() / requests.
-class alloc_meter {
-public:
-    alloc_meter() noexcept : start_{alloc_count()} {}
-
-    void report(benchmark::State& state, std::int64_t requests) const {
-        const std::uint64_t allocs = alloc_count() - start_;  // read before the map insert allocates
-        state.counters["allocs_per_req"] =
-            requests > 0 ? static_cast<double>(allocs) / static_cast<double>(requests) : 0.0;
-    }
-
-private:
-    std::uint64_t start_;
-};
-
-// ---------------------------------------------------------------------------
-// Small helpers.
-// ---------------------------------------------------------------------------
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
-
-// Busy-waits (never sleeps) until `deadline`, so the thread stays on its CPU and a
-// peer that went idle meanwhile really has to be woken.
-inline void spin_until(bench_clock::time_point deadline) noexcept {
-    while (bench_clock::now() < deadline) {
-        for (int i = 0; i < 16; ++i) cpu_relax();
-    }
-}
-
-// Raw futex calls on a std::atomic<uint32_t> (same size and representation).
-static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
-
-inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
-    // Returns at once (EAGAIN) if word != expected; spurious returns are allowed.
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
-              nullptr, nullptr, 0);
-}
-
-inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
-              nullptr, 0);
-}
-
-// Latency percentiles from individually timed operations. Storage is reserved up
-// front so recording never allocates inside a timed loop; samples beyond the
-// capacity are dropped.
-class latency_recorder {
-public:
-    explicit latency_recorder(std::size_t capacity) { samples_.reserve(std::max<std::size_t>(capacity, 1)); }
-
-    void record(bench_clock::duration d) noexcept {
-        if (samples_.size() < samples_.capacity()) samples_.push_back(d.count());
-    }
-
-    // Sets counters <prefix>p50_ns and <prefix>p99_ns (nearest-rank percentiles).
-    void report(benchmark::State& state, const std::string& prefix = "") {
-        if (samples_.empty()) return;
-        state.counters[prefix + "p50_ns"] = percentile_ns(0.50);
-        state.counters[prefix + "p99_ns"] = percentile_ns(0.99);
-    }
-
-private:
-    double percentile_ns(double q) {
-        const auto n = samples_.size();
-        auto rank = static_cast<std::size_t>(q * static_cast<double>(n) + 0.999999);
-        rank = std::clamp<std::size_t>(rank, 1, n) - 1;
-        std::nth_element(samples_.begin(), samples_.begin() + static_cast<std::ptrdiff_t>(rank), samples_.end());
-        const auto ticks = bench_clock::duration(samples_[rank]);
-        return static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(ticks).count());
-    }
-
-    std::vector<bench_clock::duration::rep> samples_;
-};
-
-// ===========================================================================
-// Floors: one word, two threads. The client stores an odd value, the server
-// answers with value + 1 (even). `call(x)` returns x + (reply - sent) == x + 1,
-// so the drivers can check floors like any other implementation. One client only.
-// ===========================================================================
-
-// (a) Pure spin: both sides burn their CPU. The cost of moving one cache line
-// there and back, plus whatever the hypervisor adds; nothing can be faster.
-class spin_pingpong {
-public:
-    spin_pingpong() : server_{[this] { serve(); }} {}
-    ~spin_pingpong() {
-        // ORDERING: relaxed; published by the release store to word_ below, which the
-        // server acquires before it reads stop_.
-        stop_.store(true, std::memory_order_relaxed);
-        // ORDERING: release; pairs with the server's acquire load of word_ in serve().
-        word_.store(last_reply_ + 1, std::memory_order_release);
-        server_.join();
-    }
-    spin_pingpong(const spin_pingpong&) = delete;
-    spin_pingpong& operator=(const spin_pingpong&) = delete;
-
-    struct client {
-        spin_pingpong* floor;
-        std::uint64_t call(std::uint64_t x) noexcept { return floor->round_trip(x); }
-    };
-    client make_client() noexcept { return client{this}; }
-
-private:
-    std::uint64_t round_trip(std::uint64_t x) noexcept {
-        const std::uint32_t sent = last_reply_ + 1;
-        // ORDERING: release; pairs with the server's acquire load in serve().
-        word_.store(sent, std::memory_order_release);
-        std::uint32_t seen;
-        // ORDERING: acquire; pairs with the server's release store of the reply.
-        while ((seen = word_.load(std::memory_order_acquire)) == sent) cpu_relax();
-        last_reply_ = seen;
-        return x + (seen - sent);
-    }
-
-    void serve() noexcept {
-        std::uint32_t last = 0;
-        for (;;) {
-            std::uint32_t seen;
-            // ORDERING: acquire; pairs with the client's release store in round_trip()
-            // or in the destructor.
-            while ((seen = word_.load(std::memory_order_acquire)) == last) cpu_relax();
-            // ORDERING: relaxed; ordered by the acquire load just above (destructor's store).
-            if (stop_.load(std::memory_order_relaxed)) return;
-            last = seen + 1;
-            // ORDERING: release; pairs with the client's acquire load in round_trip().
-            word_.store(last, std::memory_order_release);
-        }
-    }
-
-    alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
-    alignas(cache_line_size) std::atomic<bool> stop_{false};
-    std::uint32_t last_reply_ = 0;  // client thread only
-    std::thread server_;
-};
-
-// (b) std::atomic<uint32_t>::wait / notify_one. libstdc++ spins briefly inside
-// wait() before it parks on a futex, and notify_one skips the syscall when it
-// knows nobody waits: the "good standard library" floor.
-class atomic_wait_pingpong {
-public:
-    atomic_wait_pingpong() : server_{[this] { serve(); }} {}
-    ~atomic_wait_pingpong() {
-        // ORDERING: relaxed; published by the release store to word_ below.
-        stop_.store(true, std::memory_order_relaxed);
-        // ORDERING: seq_cst (see round_trip()); pairs with the server's acquire wait/load.
-        word_.store(last_reply_ + 1, std::memory_order_seq_cst);
-        word_.notify_one();  // wakes the server's wait() on word_
-        server_.join();
-    }
-    atomic_wait_pingpong(const atomic_wait_pingpong&) = delete;
-    atomic_wait_pingpong& operator=(const atomic_wait_pingpong&) = delete;
-
-    struct client {
-        atomic_wait_pingpong* floor;
-        std::uint64_t call(std::uint64_t x) noexcept { return floor->round_trip(x); }
-    };
-    client make_client() noexcept { return client{this}; }
-
-private:
-    std::uint64_t round_trip(std::uint64_t x) noexcept {
-        const std::uint32_t sent = last_reply_ + 1;
-        // ORDERING: seq_cst, not release: libstdc++ 12's notify_one() skips the futex wake
-        // when its waiter count reads zero, and a release store may become visible after
-        // that load (store-load reordering), losing the wake. With release stores this floor
-        // hung in 2 of 5 suite runs, both threads asleep in wait(). Pairs with the server's
-        // acquire wait/load in serve().
-        word_.store(sent, std::memory_order_seq_cst);
-        word_.notify_one();  // partner: the server's word_.wait(last)
-        // ORDERING: acquire; pairs with the server's release store of the reply.
-        word_.wait(sent, std::memory_order_acquire);
-        // ORDERING: acquire; same partner, reads the value wait() saw change.
-        const std::uint32_t seen = word_.load(std::memory_order_acquire);
-        last_reply_ = seen;
-        return x + (seen - sent);
-    }
-
-    void serve() noexcept {
-        std::uint32_t last = 0;
-        for (;;) {
-            // ORDERING: acquire; pairs with the client's release store in round_trip()
-            // or in the destructor.
-            word_.wait(last, std::memory_order_acquire);
-            // ORDERING: acquire; same partner.
-            const std::uint32_t seen = word_.load(std::memory_order_acquire);
-            // ORDERING: relaxed; ordered by the acquire above (destructor's store).
-            if (stop_.load(std::memory_order_relaxed)) return;
-            last = seen + 1;
-            // ORDERING: seq_cst (see round_trip()); pairs with the client's acquire
-            // wait/load in round_trip().
-            word_.store(last, std::memory_order_seq_cst);
-            word_.notify_one();  // partner: the client's word_.wait(sent)
-        }
-    }
-
-    alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
-    alignas(cache_line_size) std::atomic<bool> stop_{false};
-    std::uint32_t last_reply_ = 0;  // client thread only
-    std::thread server_;
-};
-
-// (c) Raw futex, no spinning at all: every wait that finds the word unchanged
-// parks, every store is followed by FUTEX_WAKE. The price of a park/wake pair
-// on each side; what a channel pays when its spin budget is exhausted.
-class futex_pingpong {
-public:
-    futex_pingpong() : server_{[this] { serve(); }} {}
-    ~futex_pingpong() {
-        // ORDERING: relaxed; published by the release store to word_ below.
-        stop_.store(true, std::memory_order_relaxed);
-        // ORDERING: release; pairs with the server's acquire load in serve().
-        word_.store(last_reply_ + 1, std::memory_order_release);
-        futex_wake_one(word_);
-        server_.join();
-    }
-    futex_pingpong(const futex_pingpong&) = delete;
-    futex_pingpong& operator=(const futex_pingpong&) = delete;
-
-    struct client {
-        futex_pingpong* floor;
-        std::uint64_t call(std::uint64_t x) noexcept { return floor->round_trip(x); }
-    };
-    client make_client() noexcept { return client{this}; }
-
-private:
-    std::uint64_t round_trip(std::uint64_t x) noexcept {
-        const std::uint32_t sent = last_reply_ + 1;
-        // ORDERING: release; pairs with the server's acquire load in serve().
-        word_.store(sent, std::memory_order_release);
-        futex_wake_one(word_);  // partner: the server's futex_wait(word_, last)
-        std::uint32_t seen;
-        // ORDERING: acquire; pairs with the server's release store of the reply.
-        while ((seen = word_.load(std::memory_order_acquire)) == sent) futex_wait(word_, sent);
-        last_reply_ = seen;
-        return x + (seen - sent);
-    }
-
-    void serve() noexcept {
-        std::uint32_t last = 0;
-        for (;;) {
-            std::uint32_t seen;
-            // ORDERING: acquire; pairs with the client's release store in round_trip()
-            // or in the destructor.
-            while ((seen = word_.load(std::memory_order_acquire)) == last) futex_wait(word_, last);
-            // ORDERING: relaxed; ordered by the acquire load above (destructor's store).
-            if (stop_.load(std::memory_order_relaxed)) return;
-            last = seen + 1;
-            // ORDERING: release; pairs with the client's acquire load in round_trip().
-            word_.store(last, std::memory_order_release);
-            futex_wake_one(word_);  // partner: the client's futex_wait(word_, sent)
-        }
-    }
-
-    alignas(cache_line_size) std::atomic<std::uint32_t> word_{0};
-    alignas(cache_line_size) std::atomic<bool> stop_{false};
-    std::uint32_t last_reply_ = 0;  // client thread only
-    std::thread server_;
-};
 
 // ===========================================================================
 // Request/reply baselines.
@@ -503,7 +227,7 @@ private:
 // The plain ConcurrentQueue cannot block, so the server polls: it spins for
 // server_spin, yields until server_idle, then parks on an atomic flag that
 // clients check after each enqueue (Dekker-style, a seq_cst fence on both sides).
-// The budgets are below the 50 us pause of rtt_idle on purpose, so rtt_idle shows
+// The budgets are below the 50 us gap of the gap sweep on purpose, so gaps from 50 us on show
 // the parked-server path; a server that never parks would burn one of the two
 // vCPUs for good. The client's spin is short (2 us, about 10 unloaded round trips)
 // because on 2 vCPUs the scheduler may put the woken server on the client's CPU:
@@ -804,39 +528,44 @@ concept post_impl = std::default_initializable<P> && requires(P& impl, const P& 
 // Workload drivers. Each constructs the implementation (starting its server)
 // before the timed loop and destroys it after.
 // ===========================================================================
-inline constexpr int rtt_sample_every = 8;            // 1 round trip in 8 timed individually
+inline constexpr int rtt_sample_every = 8;            // p50/p99 pass: 1 sample per 8 timed round trips
+// The gap sweep: gaps in µs and round trips per gap. Fewer round trips for long gaps keep
+// one implementation's sweep near 4 s (sum of gap x round trips, plus the round trips);
+// 200 round trips at 5 ms still leave 2 samples above p99.
+inline constexpr std::int64_t gap_sweep[][2] = {
+    {0, 4000}, {10, 4000}, {50, 4000}, {100, 4000}, {200, 3000}, {500, 1500}, {1000, 800}, {5000, 200}};
+// Other ump-side measurements with a server that has parked between requests.
 inline constexpr auto idle_pause = std::chrono::microseconds{50};
-inline constexpr std::int64_t idle_iterations = 2000; // ~0.1 s per run, 20 samples above p99
 inline constexpr std::size_t pipeline_depth = 64;
 inline constexpr std::int64_t contended_chunk = 16;   // tickets taken per fetch_sub
 inline constexpr int contended_clients[] = {1, 2, 4, 8};
 inline constexpr int post_producers[] = {1, 2, 4};
 
 // rtt: one client (the benchmark thread), back-to-back round trips. The reported
-// time is the mean; one round trip in rtt_sample_every is timed on its own for
-// p50/p99, which keeps clock reads out of 7/8 of the loop so the mean stays honest.
+// time is the mean over the timed loop, which reads no clock per round trip. After the
+// loop (untimed), a pass of iterations / rtt_sample_every round trips, each timed on its
+// own, gives p50/p99; those include one clock read (~25 ns here) per sample.
 template <request_reply_impl I>
 void run_rtt(benchmark::State& state) {
     I impl;
     auto client = impl.make_client();
     for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);  // warm caches and thread
-    latency_recorder latencies{static_cast<std::size_t>(state.max_iterations / rtt_sample_every) + 1};
     std::uint64_t x = 1000;
     std::uint64_t wrong = 0;
     alloc_meter allocs;
     for (auto _ : state) {
-        std::uint64_t reply;
-        if (x % rtt_sample_every == 0) {
-            const auto t0 = bench_clock::now();
-            reply = client.call(x);
-            latencies.record(bench_clock::now() - t0);
-        } else {
-            reply = client.call(x);
-        }
-        wrong += reply != x + 1;
+        wrong += client.call(x) != x + 1;
         ++x;
     }
     allocs.report(state, state.iterations());
+    const auto samples = static_cast<std::size_t>(state.iterations() / rtt_sample_every) + 1;
+    latency_recorder latencies{samples};
+    for (std::size_t i = 0; i < samples; ++i, ++x) {
+        const auto t0 = bench_clock::now();
+        const std::uint64_t reply = client.call(x);
+        latencies.record(bench_clock::now() - t0);
+        wrong += reply != x + 1;
+    }
     latencies.report(state);
     if (wrong != 0) state.SkipWithError("wrong reply");
 }
@@ -893,18 +622,22 @@ void run_rtt_loaded(benchmark::State& state) {
     if (wrong != 0) state.SkipWithError("wrong reply");
 }
 
-// rtt_idle: the client busy-waits idle_pause between requests (spinning on the
-// clock, never sleeping) so that a server with a bounded spin budget has parked
-// and each request pays its wake-up. Manual time: only the round trip is timed.
+// gap: each request is sent gap_us (state.range(0)) after the client saw the previous
+// reply, so a server with a spin budget shorter than the gap has parked and pays a
+// wake-up. The pause is the same in every row and at every gap, 0 included: spin_until()
+// busy-waits on steady_clock with pause instructions, never sleeping, so the client keeps
+// its CPU and no row's pause changes scheduling differently from another's. Manual time:
+// only the round trip is timed (time = mean round trip); p50_ns/p99_ns/samples counters.
 template <request_reply_impl I>
-void run_rtt_idle(benchmark::State& state) {
+void run_gap(benchmark::State& state) {
+    const auto gap = std::chrono::microseconds{state.range(0)};
     I impl;
     auto client = impl.make_client();
     for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);
     latency_recorder latencies{static_cast<std::size_t>(state.max_iterations)};
     std::uint64_t x = 1000;
     std::uint64_t wrong = 0;
-    auto next = bench_clock::now() + idle_pause;
+    auto next = bench_clock::now() + gap;
     for (auto _ : state) {
         spin_until(next);
         const auto t0 = bench_clock::now();
@@ -914,9 +647,10 @@ void run_rtt_idle(benchmark::State& state) {
         latencies.record(t1 - t0);
         wrong += reply != x + 1;
         ++x;
-        next = t1 + idle_pause;
+        next = t1 + gap;
     }
     latencies.report(state);
+    state.counters["samples"] = static_cast<double>(state.iterations());
     if (wrong != 0) state.SkipWithError("wrong reply");
 }
 
@@ -1118,27 +852,38 @@ void run_post(benchmark::State& state) {
 // aggregates (mean, median, stddev, cv) are reported.
 // ===========================================================================
 
-// floor/<name> (back-to-back round trip) and rtt_idle/floor_<name>.
+// gap/<impl>/gap_us:N for every gap of gap_sweep.
 template <request_reply_impl I>
-void register_floor(const std::string& name) {
+void register_gap(const std::string& impl_name) {
+    for (const auto& [gap_us, iterations] : gap_sweep) {
+        benchmark::RegisterBenchmark(("gap/" + impl_name).c_str(), run_gap<I>)
+            ->ArgName("gap_us")
+            ->Arg(gap_us)
+            ->UseManualTime()
+            ->Iterations(iterations)
+            ->ReportAggregatesOnly(true);
+    }
+}
+
+// floor/<name> (back-to-back round trip) and, with gap, gap/floor_<name>/gap_us:N.
+template <request_reply_impl I>
+void register_floor(const std::string& name, bool gap = false) {
     benchmark::RegisterBenchmark(("floor/" + name).c_str(), run_rtt<I>)
         ->UseRealTime()
         ->ReportAggregatesOnly(true);
-    benchmark::RegisterBenchmark(("rtt_idle/floor_" + name).c_str(), run_rtt_idle<I>)
-        ->UseManualTime()
-        ->Iterations(idle_iterations)
-        ->ReportAggregatesOnly(true);
+    if (gap) register_gap<I>("floor_" + name);
 }
 
 struct request_reply_workloads {
     bool rtt = true;
-    bool rtt_idle = true;
+    bool gap = true;
     bool rtt_loaded = true;
     bool contended = true;
     bool pipelined = true;
 };
 
-// rtt/<impl>, rtt_idle/<impl>, contended/<impl>/threads:N, pipelined/<impl>.
+// rtt/<impl>, gap/<impl>/gap_us:N, rtt_loaded/<impl>, contended/<impl>/threads:N,
+// pipelined/<impl>.
 template <request_reply_impl I>
 void register_request_reply(const std::string& impl_name, request_reply_workloads w = {}) {
     if (w.rtt) {
@@ -1146,12 +891,7 @@ void register_request_reply(const std::string& impl_name, request_reply_workload
             ->UseRealTime()
             ->ReportAggregatesOnly(true);
     }
-    if (w.rtt_idle) {
-        benchmark::RegisterBenchmark(("rtt_idle/" + impl_name).c_str(), run_rtt_idle<I>)
-            ->UseManualTime()
-            ->Iterations(idle_iterations)
-            ->ReportAggregatesOnly(true);
-    }
+    if (w.gap) register_gap<I>(impl_name);
     if (w.rtt_loaded) {
         benchmark::RegisterBenchmark(("rtt_loaded/" + impl_name).c_str(), run_rtt_loaded<I>)
             ->UseRealTime()

@@ -1,9 +1,13 @@
 // bench/floors_baselines_bench.cpp - registers the floors and the baselines.
 //
 // Names (Benchmark appends /real_time, /manual_time or /iterations:N):
-//   floor/{spin,atomic_wait,futex}                 two threads ping-ponging one word, ns per round trip
+//   floor/<floor>                                  two threads ping-ponging one word, ns per round trip
+//                                                  (spin, atomic_wait, futex, futex_park,
+//                                                  futex_spin50_park, futex_yield50_park)
 //   rtt/<impl>                                     one client back-to-back, ns per round trip + p50/p99
-//   rtt_idle/<impl>, rtt_idle/floor_<floor>        client pauses 50 us between requests, p50/p99
+//   gap/<impl>/gap_us:N, gap/floor_<floor>/gap_us:N
+//                                                  request N us after the previous reply (N = 0, 10,
+//                                                  50, 100, 200, 500, 1000, 5000), p50/p99
 //   rtt_loaded/<impl>                              rtt while one CPU hog per core competes, p50/p99
 //   contended/<impl>/threads:{1,2,4,8}             items/s = round trips/s, latency_ns per client
 //   pipelined/<impl>                               64 sends then 64 waits, ns per request
@@ -30,9 +34,14 @@ void run_uncontended_rmw(benchmark::State& state) {
 
 const bool registered = [] {
     using namespace ump_bench;
-    register_floor<spin_pingpong>("spin");
+    // The gap sweep's floors: spin, park at once, pause-spin 50 us then park, and
+    // sched_yield-spin 50 us then park.
+    register_floor<spin_pingpong>("spin", true);
     register_floor<atomic_wait_pingpong>("atomic_wait");
     register_floor<futex_pingpong>("futex");
+    register_floor<futex_park_pingpong>("futex_park", true);
+    register_floor<futex_spin50_park_pingpong>("futex_spin50_park", true);
+    register_floor<futex_yield50_park_pingpong>("futex_yield50_park", true);
 
     register_request_reply<mutex_condvar_promise>("mutex_condvar_promise");
     register_request_reply<moodycamel_promise>("moodycamel_promise");

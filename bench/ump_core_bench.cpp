@@ -1,4 +1,4 @@
-// ump workloads for the shared drivers in baselines.hpp (rtt, rtt_idle, contended,
+// ump workloads for the shared drivers in baselines.hpp (rtt, gap, rtt_loaded, contended,
 // pipelined, post), plus ump-only measurements: payload sweep, futex calls per round trip,
 // CPU time of an idle parked server.
 #include <benchmark/benchmark.h>
@@ -90,9 +90,17 @@ struct ump_spin : ump_impl<word> {
 };
 
 template <int SpinUs>
+std::string spin_variant_name() {
+  return "ump_spin" + std::to_string(SpinUs) + "us";
+}
+
+// The 0 µs variant's gap rows are registered with the default rows (ump parking at once
+// is a row of the gap sweep in every run), so it leaves them out here.
+template <int SpinUs>
 void register_spin_variant() {
-  const std::string name = "ump_spin" + std::to_string(SpinUs) + "us";
-  register_request_reply<ump_spin<SpinUs>>(name, {.rtt = true, .rtt_idle = true, .rtt_loaded = true, .contended = true, .pipelined = false});
+  register_request_reply<ump_spin<SpinUs>>(
+      spin_variant_name<SpinUs>(),
+      {.rtt = true, .gap = SpinUs != 0, .rtt_loaded = true, .contended = true, .pipelined = false});
 }
 
 // ng posts: one consumer thread counting what it receives.
@@ -197,6 +205,8 @@ void run_idle_server_cpu(benchmark::State& state) {
 
 const bool registered = [] {
   register_request_reply<ump_word>("ump");
+  // The gap sweep's second ump row: waiting.spin = 0, every wait parks at once.
+  register_gap<ump_spin<0>>(spin_variant_name<0>());
   register_post<ump_post_impl>("ump");
   if (std::getenv("UMP_BENCH_SPIN_SWEEP") != nullptr) {
     register_spin_variant<0>();

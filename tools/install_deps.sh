@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ump needs to build, test and benchmark. Idempotent: packages
 # already present are skipped, and apt-get update runs only when something is missing.
-# Usage: tools/install_deps.sh [--bench]   (--bench adds gnuplot for BENCHMARKS.md plots)
+# Usage: tools/install_deps.sh [--bench]   (--bench adds gnuplot for BENCHMARKS.md plots and the
+# oneTBB and Boost headers of the MPSC baselines; Asio comes with libasio-dev above)
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev libconcurrentqueue-dev doctest-dev
       libbenchmark-dev libasio-dev python3)
-if [[ "${1:-}" == "--bench" ]]; then pkgs+=(gnuplot-nox); fi
+if [[ "${1:-}" == "--bench" ]]; then pkgs+=(gnuplot-nox libtbb-dev libboost-dev); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
