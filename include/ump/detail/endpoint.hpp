@@ -5,7 +5,7 @@
 // std::variant<P, S> for ng). The public classes only say how to build and unpack M.
 #pragma once
 
-#include <atomic>
+#include <atomic>  // std::memory_order
 #include <chrono>
 #include <coroutine>
 #include <cstring>
@@ -13,6 +13,7 @@
 #include <optional>
 #include <utility>
 
+#include "ump/detail/atomic.hpp"
 #include "ump/detail/state.hpp"
 #include "ump/reply_context.hpp"
 #include "ump/result.hpp"
@@ -395,7 +396,7 @@ class [[nodiscard]] server_awaiter {
   envelope env_{};
   poll_status status_ = poll_status::empty;
   bool registered_ = false;
-  std::atomic<bool> withdrawing_{false};
+  atomic<bool> withdrawing_{false};
 };
 
 }  // namespace ump::detail

@@ -9,7 +9,7 @@
 // decided from try_dequeue: the shared state keeps its own counters.
 #pragma once
 
-#include <atomic>
+#include <atomic>  // std::memory_order
 #include <cstddef>
 #include <cstdint>
 #include <thread>
@@ -17,6 +17,7 @@
 
 #include <concurrentqueue.h>  // found by CMake (Debian: /usr/include/concurrentqueue)
 
+#include "ump/detail/atomic.hpp"
 #include "ump/detail/config.hpp"
 
 namespace ump::detail {
@@ -44,7 +45,38 @@ struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
   static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 32;
 };
 
+#if !defined(UMP_MODEL_CHECK)
 using node_queue = moodycamel::ConcurrentQueue<envelope, queue_traits>;
+#else
+// Model checking (tests/model/): moodycamel's own atomics are plain std::atomic, invisible to
+// Relacy, so each queue operation runs as one indivisible step. What Relacy cannot see either
+// is the ordering the queue provides (an enqueue releases the element, the dequeue that gets
+// it acquires it). A model-only RMW on sync_ stands for it: release before every enqueue,
+// acquire after every successful dequeue. (It orders a dequeue after every enqueue before it,
+// not only the one whose element it got: slightly stronger than the real queue.)
+class node_queue : public moodycamel::ConcurrentQueue<envelope, queue_traits> {
+  using base = moodycamel::ConcurrentQueue<envelope, queue_traits>;
+
+ public:
+  bool enqueue(moodycamel::ProducerToken& t, const envelope& e) {
+    sync_.fetch_add(1, std::memory_order_release);
+    return base::enqueue(t, e);
+  }
+  bool try_dequeue(moodycamel::ConsumerToken& t, envelope& e) {
+    if (!base::try_dequeue(t, e)) return false;
+    sync_.fetch_add(0, std::memory_order_acquire);
+    return true;
+  }
+  std::size_t try_dequeue_bulk(moodycamel::ConsumerToken& t, envelope* out, std::size_t max) {
+    const std::size_t n = base::try_dequeue_bulk(t, out, max);
+    if (n != 0) sync_.fetch_add(0, std::memory_order_acquire);
+    return n;
+  }
+
+ private:
+  atomic<std::uint32_t> sync_{0};
+};
+#endif
 using producer_token = moodycamel::ProducerToken;
 using consumer_token = moodycamel::ConsumerToken;
 
@@ -68,7 +100,7 @@ class spin_lock {
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
-  std::atomic<bool> locked_{false};
+  atomic<bool> locked_{false};
 };
 
 // One client object's way into the queue, and its private stock of free nodes. Everything
