@@ -1,9 +1,10 @@
 // Error messages, assertion reporting and test hooks.
+#include "ump/detail/config.hpp"  // first: in model-checking builds it brings in Relacy
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
-#include "ump/detail/config.hpp"
 #include "ump/result.hpp"
 
 namespace ump {
@@ -29,6 +30,11 @@ const char* to_string(errc c) noexcept {
 namespace detail {
 
 void assert_fail(const char* rule, const char* file, int line) noexcept {
+#if defined(UMP_MODEL_CHECK)
+  // Under the model checker (tests/model/) a broken rule fails the current execution, and
+  // Relacy prints the interleaving that led to it. fail_test does not come back.
+  rl::ctx().fail_test(rule, rl::test_result_user_assert_failed, rl::debug_info("", file, static_cast<unsigned>(line)));
+#endif
   std::fprintf(stderr, "ump: usage rule broken: %s (%s:%d)\n", rule, file, line);
   std::fflush(stderr);
   std::abort();

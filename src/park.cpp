@@ -28,9 +28,9 @@ std::atomic<std::uint64_t> g_wakes{0};
 
 #if defined(__linux__)
 // std::atomic<uint32_t> is a plain 32-bit word on Linux targets: the futex works on it.
-static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
-std::uint32_t* futex_addr(const std::atomic<std::uint32_t>& w) noexcept {
-  return reinterpret_cast<std::uint32_t*>(const_cast<std::atomic<std::uint32_t>*>(&w));
+static_assert(sizeof(atomic<std::uint32_t>) == sizeof(std::uint32_t));
+std::uint32_t* futex_addr(const atomic<std::uint32_t>& w) noexcept {
+  return reinterpret_cast<std::uint32_t*>(const_cast<atomic<std::uint32_t>*>(&w));
 }
 #endif
 
@@ -208,7 +208,7 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
 
 namespace {
 struct word_watch {
-  const std::atomic<std::uint32_t>* word;
+  const atomic<std::uint32_t>* word;
   std::uint32_t value;
   std::uint32_t seen;
 };
@@ -220,13 +220,13 @@ bool word_changed(void* ctx) noexcept {
 }
 }  // namespace
 
-std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+std::uint32_t spin_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
                                const wait_options& opts, deadline dl, wait_history* hist) noexcept {
   word_watch w{&word, value, value};
   return spin_until(&word_changed, &w, opts, dl, hist) ? w.seen : value;
 }
 
-bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
                       deadline dl) noexcept {
   g_parks.fetch_add(1, std::memory_order_relaxed);
 #if defined(__linux__)
@@ -260,12 +260,12 @@ bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t valu
 #endif
 }
 
-void unpark_all(const std::atomic<std::uint32_t>& word) noexcept {
+void unpark_all(const atomic<std::uint32_t>& word) noexcept {
   g_wakes.fetch_add(1, std::memory_order_relaxed);
 #if defined(__linux__)
   syscall(SYS_futex, futex_addr(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
 #else
-  const_cast<std::atomic<std::uint32_t>&>(word).notify_all();
+  const_cast<atomic<std::uint32_t>&>(word).notify_all();
 #endif
 }
 

@@ -8,9 +8,16 @@ namespace ump::detail {
 
 state_base::state_base(const channel_options& o) : opts_(o.waiting) {
   if (opts_.spin_before_yield > opts_.spin) opts_.spin_before_yield = opts_.spin;
+#if defined(UMP_MODEL_CHECK)
+  ++model_live_states;
+#endif
 }
 
+#if defined(UMP_MODEL_CHECK)
+state_base::~state_base() { --model_live_states; }
+#else
 state_base::~state_base() = default;
+#endif
 
 void pin_owner(state_base* st) noexcept { st->add_ref(state_base::client_group); }
 void unpin_owner(state_base* st) noexcept { st->release(state_base::client_group); }
@@ -21,6 +28,11 @@ void state_base::release_group() noexcept {
 }
 
 void state_base::wait_for_announced() noexcept {
+#if defined(UMP_MODEL_CHECK)
+  // Model checking: each wait is one scheduling point. (The per-thread counter below would
+  // make Relacy's executions depend on earlier ones.)
+  cpu_relax();
+#else
   // A sender has counted its message but not enqueued it yet: a window of a few dozen
   // instructions, unless that thread was preempted inside it. Pause first, then yield so a
   // preempted sender on our core can finish.
@@ -31,6 +43,7 @@ void state_base::wait_for_announced() noexcept {
     spins = 0;
     std::this_thread::yield();
   }
+#endif
 }
 
 void state_base::wake_server() noexcept {

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev libconcurrentqueue-dev doctest-dev
-      libbenchmark-dev libasio-dev python3)
+      libbenchmark-dev libasio-dev relacy-dev python3)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(gnuplot-nox libtbb-dev libboost-dev); fi
 
 missing=()

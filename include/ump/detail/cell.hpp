@@ -28,11 +28,12 @@
 // through that waiter, and the replier touches nothing after calling it.
 #pragma once
 
-#include <atomic>
+#include <atomic>  // std::memory_order
 #include <cstdint>
 #include <new>
 #include <utility>
 
+#include "ump/detail/atomic.hpp"
 #include "ump/detail/config.hpp"
 #include "ump/detail/park.hpp"
 #include "ump/result.hpp"
@@ -157,14 +158,14 @@ class cell_base {
   }
 
   // Pool link (only meaningful while the cell is in the pool).
-  std::atomic<cell_base*> next_{nullptr};
+  atomic<cell_base*> next_{nullptr};
   // The channel whose pool this cell belongs to (nullptr for a free-standing cell).
   state_base* owner_ = nullptr;
   // True for an ng post: no reply is expected and no requester waits on this cell.
   bool is_post_ = false;
 
  private:
-  std::atomic<std::uint32_t> state_{static_cast<std::uint32_t>(cell_state::empty)};
+  atomic<std::uint32_t> state_{static_cast<std::uint32_t>(cell_state::empty)};
   async_waiter waiter_{};
 };
 
@@ -229,7 +230,7 @@ class cell_pool {
     UMP_ASSERT((p & ~ptr_mask) == 0, "cell addresses fit in 48 bits");
     return p | (t << tag_shift);
   }
-  alignas(cache_line_size) std::atomic<std::uint64_t> head_{0};
+  alignas(cache_line_size) atomic<std::uint64_t> head_{0};
 };
 
 }  // namespace ump::detail

@@ -6,6 +6,10 @@
 // ump::ump carries the only definitions that change it (UMP_TEST_HOOKS).
 #pragma once
 
+#if defined(UMP_MODEL_CHECK)
+#include "ump/detail/atomic.hpp"  // Relacy first (tests/model/ only)
+#endif
+
 #include <cstddef>
 #include <cstdint>
 
@@ -41,7 +45,10 @@ inline constexpr std::size_t cache_line_size = 64;
 
 // One iteration of a busy-wait loop: tells the core we are spinning.
 inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(UMP_MODEL_CHECK)
+  // Under the model checker, every spin iteration lets the other modelled threads run.
+  rl::yield(1, RL_INFO);
+#elif defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
@@ -63,6 +70,11 @@ using delay_hook = void (*)(delay_point) noexcept;
 void set_delay_hook(delay_hook hook) noexcept;
 void run_delay_hook(delay_point p) noexcept;
 #define UMP_TEST_DELAY(point) ::ump::detail::run_delay_hook(::ump::detail::delay_point::point)
+#elif defined(UMP_MODEL_CHECK)
+// Under the model checker the delay points are scheduling points: another modelled thread
+// may run inside each race window, even where no atomic operation opens it (the window
+// between a sender's announce and its enqueue, for one).
+#define UMP_TEST_DELAY(point) ::rl::yield(1, RL_INFO)
 #else
 #define UMP_TEST_DELAY(point) ((void)0)
 #endif

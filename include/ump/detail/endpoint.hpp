@@ -5,7 +5,7 @@
 // std::variant<P, S> for ng). The public classes only say how to build and unpack M.
 #pragma once
 
-#include <atomic>
+#include <atomic>  // std::memory_order
 #include <chrono>
 #include <coroutine>
 #include <cstring>
@@ -13,6 +13,7 @@
 #include <optional>
 #include <utility>
 
+#include "ump/detail/atomic.hpp"
 #include "ump/detail/state.hpp"
 #include "ump/reply_context.hpp"
 #include "ump/result.hpp"

@@ -11,11 +11,12 @@
 // Slow paths live in src/park.cpp.
 #pragma once
 
-#include <atomic>
+#include <atomic>  // std::memory_order
 #include <chrono>
 #include <cstdint>
 #include <optional>
 
+#include "ump/detail/atomic.hpp"
 #include "ump/options.hpp"
 
 namespace ump::detail {
@@ -77,7 +78,7 @@ struct wait_history {
 // Returns the first different value seen, or `value` if the budget ran out.
 // ORDERING: loads are acquire, pairing with the release part of whatever RMW changed `word`.
 // If `hist` is given, the outcome is recorded in it (succeeded: within budget; ran out: not).
-std::uint32_t spin_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+std::uint32_t spin_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
                                const wait_options& opts, deadline dl, wait_history* hist = nullptr) noexcept;
 
 // Spins, with the same budget and back-off as spin_while_equal, until poll(ctx) returns true.
@@ -87,13 +88,13 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
 
 // Sleeps while `word` holds `value`. Returns false if `dl` passed, true otherwise (the word
 // changed, or a wake arrived, or a spurious wake-up: callers re-check their condition).
-bool park_while_equal(const std::atomic<std::uint32_t>& word, std::uint32_t value,
+bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
                       deadline dl) noexcept;
 
 // Wakes every thread parked on `word`. Safe to call on a word whose waiter has already moved
 // on, as long as the memory itself is alive (ump's cells and shared states never are freed
 // while a waker may still touch them).
-void unpark_all(const std::atomic<std::uint32_t>& word) noexcept;
+void unpark_all(const atomic<std::uint32_t>& word) noexcept;
 
 // The adaptive spin budget (wait_options::adaptive), per thread; the rules are in
 // src/park.cpp (spin_governor). spin_until plans each spin, then records how it ended and

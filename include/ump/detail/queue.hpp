@@ -11,7 +11,7 @@
 // are never decided from try_dequeue: the shared state keeps its own counters.
 #pragma once
 
-#include <atomic>
+#include <atomic>  // std::memory_order
 #include <cstddef>
 #include <cstdint>
 #include <thread>
@@ -19,6 +19,7 @@
 
 #include <concurrentqueue.h>  // found by CMake (Debian: /usr/include/concurrentqueue)
 
+#include "ump/detail/atomic.hpp"
 #include "ump/detail/config.hpp"
 
 namespace ump::detail {
@@ -42,15 +43,41 @@ inline constexpr bool fits_inline = std::is_trivially_copyable_v<P> &&
 
 struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
   // Small blocks (32 envelopes, 512 bytes): an idle channel should stay small. The queue is
-// made with no blocks at all; the first send allocates one.
+  // made with no blocks at all; the first send allocates one.
   static const std::size_t BLOCK_SIZE = 32;
   // The producer's block index starts small and doubles as blocks are added.
   static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 4;
 };
 
+#if !defined(UMP_MODEL_CHECK)
 using node_queue = moodycamel::ConcurrentQueue<envelope, queue_traits>;
+#else
+// Model checking (tests/model/): moodycamel's own atomics are plain std::atomic, invisible to
+// Relacy, so each queue operation runs as one indivisible step. What Relacy cannot see either
+// is the ordering the queue provides (an enqueue releases the element, the dequeue that gets
+// it acquires it). A model-only RMW on sync_ stands for it: release before every enqueue,
+// acquire after every successful dequeue. (It orders a dequeue after every enqueue before it,
+// not only the one whose element it got: slightly stronger than the real queue.)
+class node_queue : public moodycamel::ConcurrentQueue<envelope, queue_traits> {
+  using base = moodycamel::ConcurrentQueue<envelope, queue_traits>;
+
+ public:
+  using base::base;
+  bool enqueue(moodycamel::ProducerToken& t, const envelope& e) {
+    sync_.fetch_add(1, std::memory_order_release);
+    return base::enqueue(t, e);
+  }
+  std::size_t try_dequeue_bulk_from_producer(const moodycamel::ProducerToken& t, envelope* out, std::size_t max) {
+    const std::size_t n = base::try_dequeue_bulk_from_producer(t, out, max);
+    if (n != 0) sync_.fetch_add(0, std::memory_order_acquire);
+    return n;
+  }
+
+ private:
+  atomic<std::uint32_t> sync_{0};
+};
+#endif
 using producer_token = moodycamel::ProducerToken;
-using consumer_token = moodycamel::ConsumerToken;
 
 // A tiny test-and-test-and-set lock: the channel's send lock. Senders hold it for a few
 // dozen instructions (take a node, build the message, announce, enqueue).
@@ -72,7 +99,7 @@ class spin_lock {
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
-  std::atomic<bool> locked_{false};
+  atomic<bool> locked_{false};
 };
 
 }  // namespace ump::detail

@@ -38,10 +38,11 @@
 // for its node; a later sender sees closed. Either way the request gets exactly one outcome.
 #pragma once
 
-#include <atomic>
+#include <atomic>  // std::memory_order
 #include <cstdint>
 #include <memory>
 
+#include "ump/detail/atomic.hpp"
 #include "ump/detail/cell.hpp"
 #include "ump/detail/config.hpp"
 #include "ump/detail/park.hpp"
@@ -56,6 +57,12 @@ template <class M, class R, class E>
 class server_core;
 template <class M, class R, class E>
 class client_core;
+
+#if defined(UMP_MODEL_CHECK)
+// Model-checking builds only (tests/model/): shared states alive right now, so that a
+// scenario can check that the last reference really deleted its channel.
+inline int model_live_states = 0;
+#endif
 
 class state_base {
  public:
@@ -282,7 +289,7 @@ class state_base {
   [[nodiscard]] std::size_t allocated() const noexcept { return allocated_.load(std::memory_order_relaxed); }
 
  private:
-  std::atomic<std::uint32_t>& refs(group g) noexcept { return g == client_group ? client_refs_ : server_refs_; }
+  atomic<std::uint32_t>& refs(group g) noexcept { return g == client_group ? client_refs_ : server_refs_; }
   void release_group() noexcept;
   envelope take_announced() noexcept {
     envelope c;
@@ -338,20 +345,20 @@ class state_base {
   void wait_for_announced() noexcept;  // a sender is between announce and enqueue
   static bool poll_for_server(void* self) noexcept;
 
-  alignas(cache_line_size) std::atomic<std::uint32_t> ctl_{0};
+  alignas(cache_line_size) atomic<std::uint32_t> ctl_{0};
   async_waiter server_waiter_{};
   // Server thread only: nodes dequeued in bulk and not handed out yet. They count as taken
   // (taken_ includes them), so close() fails them before draining the queue.
   static constexpr std::size_t batch_size = 16;
-  alignas(cache_line_size) std::atomic<std::uint32_t> taken_{0};
+  alignas(cache_line_size) atomic<std::uint32_t> taken_{0};
   std::uint8_t batch_pos_ = 0;
   std::uint8_t batch_len_ = 0;
   wait_history waits_;  // the server's recent waits for a message (server thread only)
   envelope batch_[batch_size];
-  alignas(cache_line_size) std::atomic<std::uint32_t> server_refs_{1};  // the server
-  alignas(cache_line_size) std::atomic<std::uint32_t> client_refs_{1};  // the first client
-  std::atomic<std::uint32_t> strong_{1};
-  std::atomic<std::uint32_t> groups_{2};
+  alignas(cache_line_size) atomic<std::uint32_t> server_refs_{1};  // the server
+  alignas(cache_line_size) atomic<std::uint32_t> client_refs_{1};  // the first client
+  atomic<std::uint32_t> strong_{1};
+  atomic<std::uint32_t> groups_{2};
   std::atomic<std::size_t> allocated_{0};
   wait_options opts_;
   cell_pool pool_;

@@ -1,0 +1,537 @@
+// Model checking of ump's wait/wake and lifecycle protocol with Relacy (tests/model/README.md).
+//
+// Every scenario drives the real library code (compiled with UMP_MODEL_CHECK, so that its
+// detail::atomic words are Relacy atomics and parking is the futex model in park_model.cpp)
+// from two or three modelled threads, and checks the outcomes with RL_ASSERT. Relacy also
+// fails an execution on a deadlock (a lost wake leaves a thread parked forever), a livelock,
+// or a broken ump rule (UMP_CHECK / UMP_ASSERT fail the execution in this build).
+//
+// Usage: model_check [--list] [--negative] [--iterations N] [--scheduler random|bound|full]
+//                    [scenario...]
+//   With no scenario names, runs every positive scenario. --negative runs the deliberately
+//   broken scenarios instead, which pass when Relacy finds the failure they contain.
+#include "model_support.hpp"  // first: Relacy
+
+#include <algorithm>
+#include <chrono>
+#include <coroutine>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ump/channel.hpp"
+
+namespace {
+
+using ump::errc;
+using ump::detail::model::parking;
+using ump::detail::model::scenario;
+using server_t = ump::server<int, int>;
+using client_t = ump::client<int, int>;
+using weak_t = ump::weak_client<int, int>;
+
+// How often each kind of interleaving outcome was seen, to show what the runs covered.
+struct tally {
+  const char* what;
+  unsigned long long n = 0;
+};
+
+// --- 1. senders against a parking thread server --------------------------------------------
+// Two clients send one request each and wait (parked) for the reply, then drop their client;
+// the server thread waits (parks at once) for requests until clients_disappeared. Covers the
+// announce / parked_thread handshake, wake_server, the reply cell's park and publish, and
+// drop_strong's no_clients against the server's park.
+struct senders_vs_parking_server : scenario<senders_vs_parking_server, 3> {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli[2];
+  int seen[3] = {0, 0, 0};
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli[1].emplace(c);
+    cli[0].emplace(std::move(c));
+  }
+  void thread(unsigned i) {
+    if (i < 2) {
+      const int v = static_cast<int>(i) + 1;
+      auto r = cli[i]->req(v);
+      RL_ASSERT(r && *r == v * 10);
+      cli[i].reset();
+      return;
+    }
+    for (;;) {
+      auto m = srv->wait();
+      if (!m) {
+        RL_ASSERT(m.error() == errc::clients_disappeared);
+        break;
+      }
+      auto [msg, ctx] = std::move(*m);
+      RL_ASSERT(msg == 1 || msg == 2);
+      ++seen[msg];
+      RL_ASSERT(std::move(ctx).reply(msg * 10));
+    }
+    RL_ASSERT(seen[1] == 1 && seen[2] == 1);
+  }
+  void finish() { srv.reset(); }
+};
+
+// --- 2. close (server destroyed) racing sends ------------------------------------------------
+// Two clients send one request each while the server thread answers whatever is already
+// queued (try_wait, never blocking) and then destroys the server. Each request gets exactly
+// one outcome: the reply, or server_disappeared (refused at send, or failed by the drain).
+tally close_replied{"close_vs_send: requests answered before the close"};
+tally close_failed{"close_vs_send: requests failed with server_disappeared"};
+struct close_vs_send : scenario<close_vs_send, 3> {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli[2];
+  int replied = 0;
+  int outcomes = 0;
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli[1].emplace(c);
+    cli[0].emplace(std::move(c));
+  }
+  void thread(unsigned i) {
+    if (i < 2) {
+      const int v = static_cast<int>(i) + 1;
+      auto r = cli[i]->req(v);  // returns exactly once (a lost outcome is a deadlock)
+      ++outcomes;
+      if (r) {
+        RL_ASSERT(*r == v * 10);
+        ++close_replied.n;
+      } else {
+        RL_ASSERT(r.error() == errc::server_disappeared);
+        ++close_failed.n;
+      }
+      cli[i].reset();
+      return;
+    }
+    auto m = srv->try_wait();
+    RL_ASSERT(m.has_value());  // clients are alive until their request has its outcome
+    if (*m) {
+      auto [msg, ctx] = std::move(**m);
+      RL_ASSERT(std::move(ctx).reply(msg * 10));
+      ++replied;
+    }
+    srv.reset();  // close: fails every request queued or announced by now
+  }
+  void finish() { RL_ASSERT(outcomes == 2 && replied <= 1); }
+};
+
+// --- 3. last-client drop racing sends and the server's park ----------------------------------
+// Two clients each send a request (req_async), drop their client at once and then wait for
+// the reply. The server must see both requests, and only then clients_disappeared.
+struct last_drop_vs_park : scenario<last_drop_vs_park, 3> {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli[2];
+  int seen[3] = {0, 0, 0};
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli[1].emplace(c);
+    cli[0].emplace(std::move(c));
+  }
+  void thread(unsigned i) {
+    if (i < 2) {
+      const int v = static_cast<int>(i) + 1;
+      auto w = cli[i]->req_async(v);
+      RL_ASSERT(w.has_value());
+      cli[i].reset();  // the last drop may race the other sender's announce and the park
+      auto r = w->wait();
+      RL_ASSERT(r && *r == v * 10);
+      return;
+    }
+    for (;;) {
+      auto m = srv->wait();
+      if (!m) {
+        RL_ASSERT(m.error() == errc::clients_disappeared);
+        RL_ASSERT(seen[1] == 1 && seen[2] == 1);  // nothing lost before the end
+        break;
+      }
+      auto [msg, ctx] = std::move(*m);
+      RL_ASSERT(msg == 1 || msg == 2);
+      ++seen[msg];
+      RL_ASSERT(std::move(ctx).reply(msg * 10));
+    }
+  }
+  void finish() {
+    RL_ASSERT(seen[1] == 1 && seen[2] == 1);
+    srv.reset();
+  }
+};
+
+// --- 4. weak upgrade racing the last drop ----------------------------------------------------
+// Thread 0 holds the only strong client: it sends one request and drops it. Thread 1 tries
+// to upgrade a weak client twice; an upgraded client sends one request. The server counts
+// requests until clients_disappeared, then tries an upgrade itself. Upgrades are monotonic:
+// once one fails, every later one fails; none succeeds after clients_disappeared; and the
+// server sees exactly the requests of the clients that existed.
+tally upgrade_won{"weak_upgrade_vs_last_drop: upgrades that won"};
+tally upgrade_lost{"weak_upgrade_vs_last_drop: upgrades that lost"};
+struct weak_upgrade_vs_last_drop : scenario<weak_upgrade_vs_last_drop, 3> {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli;
+  std::optional<weak_t> weak[2];
+  int upgraded = 0;
+  int received = 0;
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    weak[0].emplace(c.weak());
+    weak[1].emplace(c.weak());
+    cli.emplace(std::move(c));
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      auto r = cli->req(1);
+      RL_ASSERT(r && *r == 10);
+      cli.reset();
+      return;
+    }
+    if (i == 1) {
+      bool failed = false;
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        std::optional<client_t> up = weak[0]->upgrade();
+        if (!up) {
+          failed = true;
+          ++upgrade_lost.n;
+          continue;
+        }
+        RL_ASSERT(!failed);  // monotonic: no success after a failure
+        ++upgrade_won.n;
+        ++upgraded;
+        auto r = up->req(2);
+        RL_ASSERT(r && *r == 20);
+      }
+      weak[0].reset();
+      return;
+    }
+    for (;;) {
+      auto m = srv->wait();
+      if (!m) {
+        RL_ASSERT(m.error() == errc::clients_disappeared);
+        break;
+      }
+      auto [msg, ctx] = std::move(*m);
+      ++received;
+      RL_ASSERT(std::move(ctx).reply(msg * 10));
+    }
+    RL_ASSERT(!weak[1]->upgrade().has_value());  // zero strong clients is final
+    weak[1].reset();
+  }
+  void finish() {
+    RL_ASSERT(received == 1 + upgraded);
+    srv.reset();
+  }
+};
+
+// --- 5. reply racing abandon -----------------------------------------------------------------
+// Two requests are sent and received before the threads start. Thread 0 replies to both.
+// Thread 1 destroys the wait_reply of the first (abandon) and waits for the second with a
+// deadline, which the futex model may let expire at any moment. Exactly one side recycles
+// each node (the state's destructor counts them all back), and the replier's view agrees
+// with the requester's: origin_disappeared exactly when the requester timed out.
+tally abandon_first{"reply_vs_abandon: abandoned before the reply"};
+tally reply_first{"reply_vs_abandon: replied before the abandon"};
+tally timed_out{"reply_vs_abandon: timed-out waits"};
+struct reply_vs_abandon : scenario<reply_vs_abandon, 2> {
+  std::optional<server_t> srv;
+  std::optional<ump::wait_reply<int>> w[2];
+  std::optional<ump::reply_context<int>> ctx[2];
+  bool delivered[2] = {false, false};
+  bool got_value = false;
+  bool got_timeout = false;
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    for (int k = 0; k < 2; ++k) {
+      auto r = c.req_async(k);
+      RL_ASSERT(r.has_value());
+      w[k].emplace(std::move(*r));
+    }
+    for (int k = 0; k < 2; ++k) {
+      auto m = srv->try_wait();
+      RL_ASSERT(m && *m);
+      RL_ASSERT((*m)->msg == k);
+      ctx[k].emplace(std::move((*m)->ctx));
+    }
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      for (int k = 0; k < 2; ++k) {
+        auto r = std::move(*ctx[k]).reply(k + 100);
+        RL_ASSERT(r || r.error() == errc::origin_disappeared);
+        delivered[k] = static_cast<bool>(r);
+        ctx[k].reset();
+      }
+      return;
+    }
+    w[0].reset();  // abandon
+    auto r = w[1]->wait_for(std::chrono::hours(1));
+    if (r) {
+      RL_ASSERT(*r == 101);
+      got_value = true;
+    } else {
+      RL_ASSERT(r.error() == errc::timed_out);
+      got_timeout = true;
+      ++timed_out.n;
+    }
+    w[1].reset();
+  }
+  void finish() {
+    RL_ASSERT(got_value != got_timeout);
+    RL_ASSERT(delivered[1] == got_value);
+    ++(delivered[0] ? reply_first : abandon_first).n;
+    srv.reset();
+  }
+};
+
+// --- 6. the async server waiter and the stale wake ------------------------------------------
+// A coroutine server (co_await async_wait(), inline scheduler: it resumes on the waking
+// thread) against two senders. Each sender sends a request, waits for the reply and drops
+// its client; the last drop wakes the coroutine with clients_disappeared. A wake that
+// arrives after its message was already taken must not resume the coroutine with nothing
+// (server_awaiter::await_resume checks that with UMP_CHECK, which fails the execution
+// here); every request is received exactly once, and the coroutine ends.
+// A coroutine that starts at once and keeps its frame until destroyed.
+struct eager {
+  struct promise_type {
+    eager get_return_object() noexcept { return eager{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_never initial_suspend() const noexcept { return {}; }
+    std::suspend_always final_suspend() const noexcept { return {}; }
+    void return_void() const noexcept {}
+    void unhandled_exception() const noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+struct async_server_stale_wake : scenario<async_server_stale_wake, 2> {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli[2];
+  std::coroutine_handle<> coro;
+  int seen[3] = {0, 0, 0};
+  int resumes = 0;
+  bool ended = false;
+
+  static eager serve(async_server_stale_wake* t) {
+    for (;;) {
+      auto m = co_await t->srv->async_wait();
+      ++t->resumes;
+      if (!m) {
+        RL_ASSERT(m.error() == errc::clients_disappeared);
+        t->ended = true;
+        co_return;
+      }
+      auto [msg, ctx] = std::move(*m);
+      RL_ASSERT(msg == 1 || msg == 2);
+      ++t->seen[msg];
+      RL_ASSERT(std::move(ctx).reply(msg * 10));
+    }
+  }
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli[1].emplace(c);
+    cli[0].emplace(std::move(c));
+    coro = serve(this).h;  // runs until its first suspension: registered, parked_async set
+  }
+  void thread(unsigned i) {
+    const int v = static_cast<int>(i) + 1;
+    auto& core = ump::detail::access::core(*cli[i]);
+    // send() split in two, so that the wake a sender owes comes after its lock is released
+    // and possibly after the other sender's wake already delivered both messages.
+    auto s = core.send_unwoken(false, v);
+    RL_ASSERT(s.node != nullptr);
+    if (s.wake) core.state()->wake_server();
+    ump::detail::pending_reply<int, void> p(core.state(), s.node);
+    auto r = p.wait({});
+    RL_ASSERT(r && *r == v * 10);
+    cli[i].reset();
+  }
+  void finish() {
+    RL_ASSERT(ended);
+    RL_ASSERT(seen[1] == 1 && seen[2] == 1);
+    RL_ASSERT(resumes == 3);  // two requests and the end: nothing else came out of a wait
+    coro.destroy();
+    srv.reset();
+  }
+};
+
+// --- 7. the cell pool (Treiber stack with a tag) --------------------------------------------
+// Three threads pop and push back two cells, twice each. No cell is ever held by two
+// threads at once, and both cells are in the pool at the end.
+struct cell_pool_push_pop : scenario<cell_pool_push_pop, 3> {
+  std::optional<ump::detail::cell_pool> pool;
+  ump::detail::cell_base* cells = nullptr;
+  int holder[2] = {-1, -1};
+
+  void setup() {
+    pool.emplace();
+    cells = new ump::detail::cell_base[2];
+    pool->push(&cells[0]);
+    pool->push(&cells[1]);
+  }
+  void thread(unsigned i) {
+    for (int round = 0; round < 2; ++round) {
+      ump::detail::cell_base* c = pool->try_pop();
+      if (c == nullptr) continue;
+      const auto k = c - cells;
+      RL_ASSERT(k == 0 || k == 1);
+      RL_ASSERT(holder[k] == -1);  // nobody else holds it
+      holder[k] = static_cast<int>(i);
+      rl::yield(1, RL_INFO);  // let the others run while we hold it
+      RL_ASSERT(holder[k] == static_cast<int>(i));
+      holder[k] = -1;
+      pool->push(c);
+    }
+  }
+  void finish() {
+    ump::detail::cell_base* a = pool->try_pop();
+    ump::detail::cell_base* b = pool->try_pop();
+    RL_ASSERT(a != nullptr && b != nullptr && a != b);
+    RL_ASSERT(pool->try_pop() == nullptr);
+    pool.reset();
+    delete[] cells;
+  }
+};
+
+// --- negative: a sender that never delivers the wake it owes ---------------------------------
+// The sender uses send_unwoken and drops the wake_server() it owes when the server was
+// parked. In the executions where the server parked before the announce, the server then
+// sleeps forever: Relacy must report a deadlock (expected result of this scenario).
+struct negative_lost_wake : scenario<negative_lost_wake, 2, rl::test_result_deadlock> {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli;
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli.emplace(std::move(c));
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      auto& core = ump::detail::access::core(*cli);
+      auto s = core.send_unwoken(false, 1);
+      RL_ASSERT(s.node != nullptr);
+      // BROKEN ON PURPOSE: `if (s.wake) core.state()->wake_server();` left out.
+      ump::detail::pending_reply<int, void> p(core.state(), s.node);
+      auto r = p.wait({});
+      RL_ASSERT(r && *r == 10);
+      return;
+    }
+    auto m = srv->wait();
+    RL_ASSERT(m.has_value());
+    auto [msg, ctx] = std::move(*m);
+    RL_ASSERT(std::move(ctx).reply(msg * 10));
+  }
+  void finish() {
+    cli.reset();
+    srv.reset();
+  }
+};
+
+// --- driver ---------------------------------------------------------------------------------
+struct entry {
+  const char* name;
+  bool negative;
+  rl::scheduler_type_e sched;
+  unsigned long long iterations;
+  bool (*run)(rl::test_params&);
+};
+
+template <class T>
+bool run_one(rl::test_params& p) {
+  return rl::simulate<T>(p);
+}
+
+// Each scenario runs twice: with the context-bound scheduler (every execution with at most
+// one preemption beyond the forced switches, searched exhaustively; iterations = 0 means
+// "until the search is complete"), then with the random scheduler for a fixed number of
+// executions (its seed is the execution number: every run explores the same ones). The
+// weak-upgrade scenario's bounded search is too large and runs random only. The whole
+// positive run stays well under a minute in the RelWithDebInfo build.
+constexpr rl::scheduler_type_e bounded = rl::fair_context_bound_scheduler_type;
+constexpr rl::scheduler_type_e randomised = rl::random_scheduler_type;
+const entry scenarios[] = {
+    {"senders_vs_parking_server", false, bounded, 0, &run_one<senders_vs_parking_server>},
+    {"senders_vs_parking_server", false, randomised, 300000, &run_one<senders_vs_parking_server>},
+    {"close_vs_send", false, bounded, 0, &run_one<close_vs_send>},
+    {"close_vs_send", false, randomised, 300000, &run_one<close_vs_send>},
+    {"last_drop_vs_park", false, bounded, 0, &run_one<last_drop_vs_park>},
+    {"last_drop_vs_park", false, randomised, 300000, &run_one<last_drop_vs_park>},
+    {"weak_upgrade_vs_last_drop", false, randomised, 1000000, &run_one<weak_upgrade_vs_last_drop>},
+    {"reply_vs_abandon", false, bounded, 0, &run_one<reply_vs_abandon>},
+    {"reply_vs_abandon", false, randomised, 300000, &run_one<reply_vs_abandon>},
+    {"async_server_stale_wake", false, bounded, 0, &run_one<async_server_stale_wake>},
+    {"async_server_stale_wake", false, randomised, 500000, &run_one<async_server_stale_wake>},
+    {"cell_pool_push_pop", false, bounded, 0, &run_one<cell_pool_push_pop>},
+    {"cell_pool_push_pop", false, randomised, 300000, &run_one<cell_pool_push_pop>},
+    {"negative_lost_wake", true, randomised, 10000, &run_one<negative_lost_wake>},
+};
+
+const tally* const tallies[] = {&close_replied, &close_failed, &upgrade_won, &upgrade_lost, &abandon_first,
+                                &reply_first,   &timed_out};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool negative = false;
+  unsigned long long iterations = 0;  // 0: each scenario's own count
+  int sched = -1;                     // -1: each scenario's own scheduler
+  std::vector<std::string> only;
+  for (int a = 1; a < argc; ++a) {
+    if (std::strcmp(argv[a], "--negative") == 0) {
+      negative = true;
+    } else if (std::strcmp(argv[a], "--iterations") == 0 && a + 1 < argc) {
+      iterations = std::strtoull(argv[++a], nullptr, 10);
+    } else if (std::strcmp(argv[a], "--scheduler") == 0 && a + 1 < argc) {
+      const char* k = argv[++a];
+      sched = std::strcmp(k, "full") == 0 ? rl::fair_full_search_scheduler_type
+              : std::strcmp(k, "bound") == 0 ? rl::fair_context_bound_scheduler_type
+                                             : rl::random_scheduler_type;
+    } else if (std::strcmp(argv[a], "--list") == 0) {
+      for (const entry& e : scenarios)
+        std::printf("%s (%s)%s\n", e.name, rl::format(e.sched), e.negative ? " (negative)" : "");
+      return 0;
+    } else {
+      only.emplace_back(argv[a]);
+    }
+  }
+  int failures = 0;
+  int ran = 0;
+  for (const entry& e : scenarios) {
+    if (only.empty() ? e.negative != negative : std::find(only.begin(), only.end(), e.name) == only.end())
+      continue;
+    rl::test_params p;
+    p.search_type = sched >= 0 ? static_cast<rl::scheduler_type_e>(sched) : e.sched;
+    p.iteration_count = iterations != 0 ? iterations : e.iterations != 0 ? e.iterations : 1000000000;
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool ok = e.run(p);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("== %s (%s): %s, %llu executions, %.2f s%s\n", e.name, rl::format(p.search_type), ok ? "ok" : "FAILED",
+                static_cast<unsigned long long>(p.stop_iteration), s,
+                e.negative ? " (negative: passes when Relacy finds the planted bug)" : "");
+    std::fflush(stdout);
+    ++ran;
+    if (!ok) ++failures;
+  }
+  for (const tally* t : tallies)
+    if (t->n != 0) std::printf("   %s: %llu\n", t->what, t->n);
+  if (ran == 0) {
+    std::fprintf(stderr, "model_check: no scenario matched\n");
+    return 2;
+  }
+  return failures == 0 ? 0 : 1;
+}
