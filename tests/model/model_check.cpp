@@ -7,7 +7,7 @@
 // or a broken ump rule (UMP_CHECK / UMP_ASSERT fail the execution in this build).
 //
 // Usage: model_check [--list] [--negative] [--iterations N] [--scheduler random|bound|full]
-//                    [scenario...]
+//                    [--bound N] [scenario...]
 //   With no scenario names, runs every positive scenario. --negative runs the deliberately
 //   broken scenarios instead, which pass when Relacy finds the failure they contain.
 #include "model_support.hpp"  // first: Relacy
@@ -369,6 +369,182 @@ struct async_server_stale_wake : scenario<async_server_stale_wake, 2> {
   }
 };
 
+// --- 6b. withdrawing the async server waiter against wakes ---------------------------------
+// An adapter (ump/asio.hpp) drives the server awaiter by hand and may withdraw it on
+// cancellation while two senders announce and wake. Exactly one of: withdrawn before any
+// claim (the scheduler is never called), or one delivery (a message, or origin_disappeared
+// if the claim found nothing). Either way no message is lost: what the delivery did not
+// bring is still queued, and both requests get their replies. The 'withdrawing' flag is
+// clear afterwards.
+struct counting_sched {
+  int* scheduled;
+  void schedule(std::coroutine_handle<>) const noexcept { ++*scheduled; }
+};
+
+struct withdraw_vs_wake : scenario<withdraw_vs_wake, 3> {
+  using awaiter_t = ump::detail::server_awaiter<server_t, counting_sched>;
+  std::optional<server_t> srv;
+  std::optional<client_t> cli[2];
+  std::optional<awaiter_t> aw;
+  std::optional<ump::detail::pending_reply<int, void>> pending[2];
+  int scheduled = 0;
+  bool withdrawn = false;
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli[1].emplace(c);
+    cli[0].emplace(std::move(c));
+    aw.emplace(*srv, counting_sched{&scheduled});
+    RL_ASSERT(!aw->await_ready());
+    RL_ASSERT(aw->await_suspend(std::noop_coroutine()));  // registered
+  }
+  void thread(unsigned i) {
+    if (i == 2) {
+      withdrawn = aw->withdraw();
+      return;
+    }
+    auto& core = ump::detail::access::core(*cli[i]);
+    auto s = core.send_unwoken(false, static_cast<int>(i) + 1);
+    RL_ASSERT(s.node != nullptr);
+    if (s.wake) core.state()->wake_server();
+    pending[i].emplace(core.state(), s.node);
+  }
+  void finish() {
+    RL_ASSERT(scheduled == (withdrawn ? 0 : 1));
+    int served = 0;
+    const auto serve = [&](ump::request<int, int>& rq) {
+      RL_ASSERT(rq.msg == 1 || rq.msg == 2);
+      RL_ASSERT(std::move(rq.ctx).reply(rq.msg * 10));
+      ++served;
+    };
+    if (!withdrawn) {
+      auto r = aw->await_resume();
+      if (r) {
+        serve(*r);
+      } else {
+        RL_ASSERT(r.error() == errc::origin_disappeared);
+      }
+    }
+    aw.reset();
+    auto* st = ump::detail::access::core(*cli[0]).state();
+    RL_ASSERT((st->load_ctl() & ump::detail::state_base::withdrawing) == 0);
+    while (auto m = srv->try_wait()) {
+      if (!m->has_value()) break;
+      serve(**m);
+    }
+    RL_ASSERT(served == 2);
+    for (int i = 0; i < 2; ++i) {
+      auto r = pending[i]->wait({});
+      RL_ASSERT(r && *r == (i + 1) * 10);
+      pending[i].reset();
+      cli[i].reset();
+    }
+    srv.reset();
+  }
+};
+
+// --- 6c. withdrawal racing a stale claim -----------------------------------------------------
+// The adapter thread waits for its first async_wait to be delivered, serves what is queued,
+// starts a second wait (registering again) and withdraws it at once. A sender that
+// announced against the first registration may pay its wake only now: a stale claim of the
+// second registration, with nothing to take. If the withdrawal lands between that claim
+// and the waker's attempt to register the waiter again, the waker must deliver (the
+// withdrawal was told a delivery is coming), not leave the waiter registered.
+struct flag_sched {
+  ump::detail::atomic<int>* delivered;
+  void schedule(std::coroutine_handle<>) const noexcept {
+    // ORDERING: release, pairs with the adapter thread's acquire load.
+    delivered->fetch_add(1, std::memory_order_release);
+  }
+};
+
+struct withdraw_vs_stale_wake : scenario<withdraw_vs_stale_wake, 3> {
+  using awaiter_t = ump::detail::server_awaiter<server_t, flag_sched>;
+  std::optional<server_t> srv;
+  std::optional<client_t> cli[2];
+  std::optional<awaiter_t> first, second;
+  std::optional<ump::detail::pending_reply<int, void>> pending[2];
+  ump::detail::atomic<int> delivered1{0}, delivered2{0};
+  bool second_suspended = false;
+  bool withdrawn = false;
+  int served = 0;
+
+  void serve(ump::request<int, int>& rq) {
+    RL_ASSERT(rq.msg == 1 || rq.msg == 2);
+    RL_ASSERT(std::move(rq.ctx).reply(rq.msg * 10));
+    ++served;
+  }
+  void drain() {
+    while (auto m = srv->try_wait()) {
+      if (!m->has_value()) break;
+      serve(**m);
+    }
+  }
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli[1].emplace(c);
+    cli[0].emplace(std::move(c));
+    first.emplace(*srv, flag_sched{&delivered1});
+    RL_ASSERT(!first->await_ready());
+    RL_ASSERT(first->await_suspend(std::noop_coroutine()));
+  }
+  void thread(unsigned i) {
+    if (i < 2) {
+      auto& core = ump::detail::access::core(*cli[i]);
+      auto s = core.send_unwoken(false, static_cast<int>(i) + 1);
+      RL_ASSERT(s.node != nullptr);
+      if (s.wake) core.state()->wake_server();
+      pending[i].emplace(core.state(), s.node);
+      return;
+    }
+    // ORDERING: acquire, pairs with flag_sched's release.
+    while (delivered1.load(std::memory_order_acquire) == 0) ump::detail::cpu_relax();
+    auto r = first->await_resume();
+    RL_ASSERT(r.has_value());
+    serve(*r);
+    drain();
+    second.emplace(*srv, flag_sched{&delivered2});
+    if (second->await_ready() || !second->await_suspend(std::noop_coroutine())) {
+      auto r2 = second->await_resume();
+      RL_ASSERT(r2.has_value());
+      serve(*r2);
+      return;
+    }
+    second_suspended = true;
+    withdrawn = second->withdraw();
+  }
+  void finish() {
+    // ORDERING: relaxed; the threads have finished.
+    RL_ASSERT(delivered1.load(std::memory_order_relaxed) == 1);
+    if (second_suspended) {
+      RL_ASSERT(delivered2.load(std::memory_order_relaxed) == (withdrawn ? 0 : 1));
+      if (!withdrawn) {
+        auto r = second->await_resume();
+        if (r) {
+          serve(*r);
+        } else {
+          RL_ASSERT(r.error() == errc::origin_disappeared);
+        }
+      }
+    }
+    first.reset();
+    second.reset();
+    auto* st = ump::detail::access::core(*cli[0]).state();
+    RL_ASSERT((st->load_ctl() & ump::detail::state_base::withdrawing) == 0);
+    drain();
+    RL_ASSERT(served == 2);
+    for (int i = 0; i < 2; ++i) {
+      auto r = pending[i]->wait({});
+      RL_ASSERT(r && *r == (i + 1) * 10);
+      pending[i].reset();
+      cli[i].reset();
+    }
+    srv.reset();
+  }
+};
+
 // --- 7. the cell pool (Treiber stack with a tag) --------------------------------------------
 // Three threads pop and push back two cells, twice each. No cell is ever held by two
 // threads at once, and both cells are in the pool at the end.
@@ -449,6 +625,7 @@ struct entry {
   rl::scheduler_type_e sched;
   unsigned long long iterations;
   bool (*run)(rl::test_params&);
+  unsigned context_bound = 1;  // preemptions the bounded search allows beyond forced switches
 };
 
 template <class T>
@@ -476,6 +653,10 @@ const entry scenarios[] = {
     {"reply_vs_abandon", false, randomised, 300000, &run_one<reply_vs_abandon>},
     {"async_server_stale_wake", false, bounded, 0, &run_one<async_server_stale_wake>},
     {"async_server_stale_wake", false, randomised, 500000, &run_one<async_server_stale_wake>},
+    {"withdraw_vs_wake", false, bounded, 0, &run_one<withdraw_vs_wake>},
+    {"withdraw_vs_wake", false, randomised, 300000, &run_one<withdraw_vs_wake>},
+    {"withdraw_vs_stale_wake", false, bounded, 0, &run_one<withdraw_vs_stale_wake>},
+    {"withdraw_vs_stale_wake", false, randomised, 300000, &run_one<withdraw_vs_stale_wake>},
     {"cell_pool_push_pop", false, bounded, 0, &run_one<cell_pool_push_pop>},
     {"cell_pool_push_pop", false, randomised, 300000, &run_one<cell_pool_push_pop>},
     {"negative_lost_wake", true, randomised, 10000, &run_one<negative_lost_wake>},
@@ -490,6 +671,7 @@ int main(int argc, char** argv) {
   bool negative = false;
   unsigned long long iterations = 0;  // 0: each scenario's own count
   int sched = -1;                     // -1: each scenario's own scheduler
+  unsigned bound = 0;                 // 0: each scenario's own context bound
   std::vector<std::string> only;
   for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--negative") == 0) {
@@ -501,6 +683,8 @@ int main(int argc, char** argv) {
       sched = std::strcmp(k, "full") == 0 ? rl::fair_full_search_scheduler_type
               : std::strcmp(k, "bound") == 0 ? rl::fair_context_bound_scheduler_type
                                              : rl::random_scheduler_type;
+    } else if (std::strcmp(argv[a], "--bound") == 0 && a + 1 < argc) {
+      bound = static_cast<unsigned>(std::strtoul(argv[++a], nullptr, 10));
     } else if (std::strcmp(argv[a], "--list") == 0) {
       for (const entry& e : scenarios)
         std::printf("%s (%s)%s\n", e.name, rl::format(e.sched), e.negative ? " (negative)" : "");
@@ -517,6 +701,7 @@ int main(int argc, char** argv) {
     rl::test_params p;
     p.search_type = sched >= 0 ? static_cast<rl::scheduler_type_e>(sched) : e.sched;
     p.iteration_count = iterations != 0 ? iterations : e.iterations != 0 ? e.iterations : 1000000000;
+    p.context_bound = bound != 0 ? bound : e.context_bound;
     const auto t0 = std::chrono::steady_clock::now();
     const bool ok = e.run(p);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
