@@ -73,8 +73,10 @@ void run_delay_hook(delay_point p) noexcept;
 #elif defined(UMP_MODEL_CHECK)
 // Under the model checker the delay points are scheduling points: another modelled thread
 // may run inside each race window, even where no atomic operation opens it (the window
-// between a sender's announce and its enqueue, for one).
-#define UMP_TEST_DELAY(point) ::rl::yield(1, RL_INFO)
+// between a sender's announce and its enqueue, for one). They are preemption points, not
+// yields: a yield would force a switch there and hide the schedules in which the thread
+// runs on through the window (a late waker needs exactly that from the other sender).
+#define UMP_TEST_DELAY(point) ::rl::ctx().sched()
 #else
 #define UMP_TEST_DELAY(point) ((void)0)
 #endif
