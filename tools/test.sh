@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs the Debian packages it needs, then builds
-# and runs ctest in every build mode (tools/test_modes.sh: g++ and clang plain builds,
-# ASan+UBSan and TSan with both compilers, release with -Werror, -fno-exceptions),
-# then gives each libFuzzer target a short budget (UMP_FUZZ_SECONDS, default 30).
-# Usage: tools/test.sh [mode...]   (modes as in CMakePresets.json; default: all)
+# The test suite. Installs the Debian packages it needs, then builds and runs ctest.
+#
+# Usage: tools/test.sh            quick answer (~5 min on 2 cores): modes gcc and asan-gcc
+#        tools/test.sh --all      every build mode (tools/test_modes.sh: g++ and clang plain
+#                                 builds, ASan+UBSan and TSan with both compilers, release with
+#                                 -Werror, -fno-exceptions), then each libFuzzer target for
+#                                 UMP_FUZZ_SECONDS (default 30). CI runs this (.ci/run).
+#        tools/test.sh MODE...    the named modes (as in CMakePresets.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install_deps.sh
 
 start=$(date +%s)
 status=0
-tools/test_modes.sh "$@" || status=$?
+fuzz=0
+if [[ "${1:-}" == "--all" ]]; then
+  shift
+  fuzz=1
+  tools/test_modes.sh || status=$?
+elif [[ $# -eq 0 ]]; then
+  tools/test_modes.sh gcc asan-gcc || status=$?
+else
+  tools/test_modes.sh "$@" || status=$?
+fi
 
-if [[ $# -eq 0 && -x tools/run_fuzzers.sh ]]; then
+if [[ $fuzz -eq 1 && -x tools/run_fuzzers.sh ]]; then
   echo "== fuzz: ${UMP_FUZZ_SECONDS:-30} s per target"
   tools/run_fuzzers.sh "${UMP_FUZZ_SECONDS:-30}" || status=$?
 fi
