@@ -363,12 +363,15 @@ class state_base {
   wait_options opts_;
   cell_pool pool_;
   node_queue queue_{0};  // no blocks until the first send
-  // What senders touch, on a line of its own: the send lock, the one producer of the queue
-  // and the node stock, both guarded by the lock.
+  // What only senders touch, on a line of their own: the send lock and the node stock it
+  // guards.
   static constexpr std::uint32_t stock_batch = 16;  // nodes taken from the pool per refill
   alignas(cache_line_size) spin_lock send_lock_;
   cell_base* stock_ = nullptr;  // a list linked through cell_base::next_
-  producer_token ptok_{queue_};
+  // The queue's one producer. The token is written once; the server reads it on every
+  // dequeue (try_dequeue_*_from_producer), so it must not share the lock's line, which
+  // every send writes.
+  alignas(cache_line_size) producer_token ptok_{queue_};
 };
 
 // A pooled node: the reply cell, then the message (M = S for ump, a variant for ng). Aligned
