@@ -33,16 +33,17 @@ bool cell_base::wait_ready(const wait_options& opts, deadline dl) noexcept {
                                       std::memory_order_acquire)) {
     UMP_ASSERT(expected == ready, "only the requester abandons its own request");
     if (owner != nullptr) unpin_owner(owner);
-    if (at_once) hist.record(true);  // it came before we could even park
+    if (at_once) hist.record_short();  // it came before we could even park
     return true;
   }
   // Phase 2: park until the replier's exchange moves us off waiting_thread.
-  const clock::time_point parked_at = at_once ? clock::now() : clock::time_point{};
+  const clock::time_point parked_at = clock::now();
+  const clock::duration spun = at_once ? clock::duration{} : opts.spin;
   for (;;) {
     const bool in_time = park_while_equal(state_, waiting, dl);
     // ORDERING: acquire, pairs with publish()'s exchange.
     if (state_.load(std::memory_order_acquire) == ready) {
-      if (at_once) hist.record(clock::now() - parked_at < opts.spin);
+      hist.record(clock::now() - parked_at + spun, opts);
       return true;
     }
     if (!in_time || dl.passed()) {

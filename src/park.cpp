@@ -172,7 +172,7 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
   // The clock is read every 64 polls (a pause is tens of ns): cheap next to a round trip.
   for (unsigned i = 1;; ++i) {
     if (poll(ctx)) {
-      if (hist != nullptr) hist->record(true);
+      if (hist != nullptr) hist->record_short();
       if (plan.adaptive) {
         const clock::time_point now = long_from == clock::time_point{} ? start : clock::now();
         record_spin(plan, spin_end::succeeded, starved(now));
@@ -183,7 +183,6 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
     if ((i & 63) == 0) {
       const clock::time_point now = clock::now();
       if (now >= end) {
-        if (hist != nullptr && !cut_by_deadline) hist->record(false);
         if (plan.adaptive) {
           if (!cut_by_deadline && now - t_governor.looked >= crowd_check_every) {
             t_governor.looked = now;

@@ -53,6 +53,8 @@ void state_base::wake_server() noexcept {
   const std::uint32_t prev = ctl_.fetch_and(~parked_any, std::memory_order_acq_rel);
   UMP_TEST_DELAY(wake_before_notify);
   if (prev & parked_thread) {
+    // ORDERING: relaxed; a hint for the server's wait_history only.
+    woke_at_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     unpark_all(ctl_);
   } else if (prev & parked_async) {
     const async_waiter w = server_waiter_;
@@ -77,6 +79,7 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
     if (dl.passed()) return poll_status::empty;
     // Nothing yet: spin on the queue itself (the hot path never reads ctl_), unless the last
     // waits outlasted the budget (see wait_history).
+    const clock::time_point waiting_from = clock::now();
     const bool at_once = waits_.park_at_once(opts_);
     if (!at_once && spin_until(&poll_for_server, this, opts_, dl, &waits_)) continue;  // a batch, or the no_clients hint
     // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
@@ -88,9 +91,14 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
     if (!ctl_.compare_exchange_strong(expected, c | parked_thread, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
       continue;
-    const clock::time_point parked_at = at_once ? clock::now() : clock::time_point{};
     const bool in_time = park_while_equal(ctl_, c | parked_thread, dl);
-    if (at_once && in_time) waits_.record(clock::now() - parked_at < opts_.spin);
+    if (in_time) {
+      // How long the wait was, as far as the waker saw it: its stamp excludes the time the
+      // wake-up took to reach us, which on a VM can exceed the wait itself.
+      // ORDERING: relaxed; a stamp from an earlier wake is older than waiting_from.
+      const clock::time_point woke = clock::time_point(clock::duration(woke_at_.load(std::memory_order_relaxed)));
+      waits_.record((woke > waiting_from ? woke : clock::now()) - waiting_from, opts_);
+    }
     // Unpark ourselves: a waker may or may not have cleared the flag already; a second
     // futex wake from a late waker is harmless.
     // ORDERING: acq_rel, ordered with wake_server()'s claim.

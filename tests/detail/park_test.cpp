@@ -158,3 +158,47 @@ TEST_CASE("zero_budget_never_spins_and_never_adapts") {
     CHECK(d::spin_budget_shift() == 0);
   });
 }
+
+// wait_history: the per-site rule that switches between spinning and parking at once.
+TEST_CASE("wait_history_parks_at_once_after_two_waits_over_twice_the_budget") {
+  ump::wait_options o;
+  o.spin = std::chrono::microseconds(50);
+  d::wait_history h;
+  CHECK_FALSE(h.park_at_once(o));
+  h.record(std::chrono::microseconds(120), o);
+  CHECK_FALSE(h.park_at_once(o));  // one long wait is not a pattern
+  h.record(std::chrono::microseconds(500), o);
+  CHECK(h.park_at_once(o));
+  o.adaptive = false;
+  CHECK_FALSE(h.park_at_once(o));  // only adaptive waiters change strategy
+}
+
+TEST_CASE("wait_history_waits_near_the_budget_change_nothing") {
+  ump::wait_options o;
+  o.spin = std::chrono::microseconds(50);
+  d::wait_history h;
+  h.record(std::chrono::microseconds(60), o);
+  h.record(std::chrono::microseconds(90), o);
+  CHECK_FALSE(h.park_at_once(o));  // between one and two budgets: no vote either way
+  h.record(std::chrono::microseconds(200), o);
+  h.record(std::chrono::microseconds(200), o);
+  REQUIRE(h.park_at_once(o));
+  h.record(std::chrono::microseconds(80), o);
+  CHECK(h.park_at_once(o));  // still parking: 80 µs is no evidence that spinning would pay
+}
+
+TEST_CASE("wait_history_a_short_wait_turns_spinning_back_on") {
+  ump::wait_options o;
+  o.spin = std::chrono::microseconds(50);
+  d::wait_history h;
+  h.record(std::chrono::microseconds(500), o);
+  h.record(std::chrono::microseconds(500), o);
+  REQUIRE(h.park_at_once(o));
+  h.record(std::chrono::microseconds(20), o);  // a sleep that ended within the budget
+  CHECK_FALSE(h.park_at_once(o));
+  h.record(std::chrono::microseconds(500), o);
+  h.record(std::chrono::microseconds(500), o);
+  REQUIRE(h.park_at_once(o));
+  h.record_short();  // a spin that succeeded
+  CHECK_FALSE(h.park_at_once(o));
+}

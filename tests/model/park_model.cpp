@@ -50,12 +50,11 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
   if (opts.spin.count() <= 0) return false;
   for (int i = 0; i < model_spin_polls; ++i) {
     if (poll(ctx)) {
-      if (hist != nullptr) hist->record(true);
+      if (hist != nullptr) hist->record_short();
       return true;
     }
     cpu_relax();
   }
-  if (hist != nullptr) hist->record(false);
   return false;
 }
 

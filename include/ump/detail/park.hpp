@@ -53,22 +53,27 @@ deadline deadline_at(std::chrono::time_point<clock, Duration> tp) noexcept {
 }
 
 // What one waiting site has seen of its recent waits (wait_options::adaptive): whether the
-// awaited event came within the spin budget. A site whose last waits all outlasted the
-// budget parks at once: on virtual machines a thread that spins and then parks wakes much
-// later than one that parks at once (BENCHMARKS.md, "Waiting after idle"), so a spin that
-// will run out costs latency as well as CPU. A site that parked at once times its sleep,
-// so the first event to come within the budget switches spinning back on. Owned by one
-// waiter at a time (the server's thread, or a requester thread), never shared.
+// awaited event came within the spin budget. A site whose last two waits each lasted more
+// than twice the budget parks at once: on some virtual machines a thread that spins and
+// then parks wakes much later than one that parks at once (BENCHMARKS.md, "Waiting after
+// idle"), so a spin that will run out costs latency as well as CPU. A wait shorter than the
+// budget (a spin that succeeds, or a sleep that ends that soon) switches spinning back on.
+// Waits between one and two budgets change nothing, so a gap close to the budget does not
+// flip the site between the two modes. Owned by one waiter at a time (a channel's server
+// thread, or a requester thread), never shared.
 struct wait_history {
   static constexpr std::uint8_t park_after = 2;  // consecutive long waits before parking at once
   std::uint8_t long_waits = 0;
   [[nodiscard]] bool park_at_once(const wait_options& opts) const noexcept {
     return opts.adaptive && long_waits >= park_after;
   }
-  void record(bool within_budget) noexcept {
-    if (within_budget) {
+  // A wait that ended within the budget.
+  void record_short() noexcept { long_waits = 0; }
+  // A wait that parked, `waited` long in all (its spin included).
+  void record(clock::duration waited, const wait_options& opts) noexcept {
+    if (waited < opts.spin) {
       long_waits = 0;
-    } else if (long_waits < park_after) {
+    } else if (waited > 2 * opts.spin && long_waits < park_after) {
       ++long_waits;
     }
   }
@@ -77,7 +82,7 @@ struct wait_history {
 // Spins while `word` holds `value`, for at most opts.spin (and never past `dl`).
 // Returns the first different value seen, or `value` if the budget ran out.
 // ORDERING: loads are acquire, pairing with the release part of whatever RMW changed `word`.
-// If `hist` is given, the outcome is recorded in it (succeeded: within budget; ran out: not).
+// If `hist` is given, a spin that succeeds is recorded in it as a short wait.
 std::uint32_t spin_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
                                const wait_options& opts, deadline dl, wait_history* hist = nullptr) noexcept;
 

@@ -354,6 +354,9 @@ class state_base {
   std::uint8_t batch_pos_ = 0;
   std::uint8_t batch_len_ = 0;
   wait_history waits_;  // the server's recent waits for a message (server thread only)
+  // When the last waker of the parked server thread woke it (steady clock ticks); written
+  // by wakers, read by the server for wait_history.
+  atomic<clock::rep> woke_at_{0};
   envelope batch_[batch_size];
   alignas(cache_line_size) atomic<std::uint32_t> server_refs_{1};  // the server
   alignas(cache_line_size) atomic<std::uint32_t> client_refs_{1};  // the first client
