@@ -7,9 +7,11 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <malloc.h>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 #include <time.h>
 #include <pthread.h>
 
@@ -203,6 +205,30 @@ void run_idle_server_cpu(benchmark::State& state) {
   server.join();
 }
 
+// Many channels: actor-style programs keep one channel per object. `channels/idle_bytes`
+// makes 10,000 channels (server and client alive, nothing sent) and reports the heap they
+// hold (glibc's mallinfo2: bytes in use, allocator headers included) per channel;
+// `channels/create_destroy` times making and dropping one channel.
+void run_idle_channel_bytes(benchmark::State& state) {
+  constexpr int n = 10000;
+  double per_channel = 0;
+  for (auto _ : state) {
+    std::vector<std::pair<ump::server<word, word>, ump::client<word, word>>> v;
+    v.reserve(n);
+    const std::size_t before = mallinfo2().uordblks;
+    for (int i = 0; i < n; ++i) v.push_back(ump::channel<word, word>());
+    per_channel = static_cast<double>(mallinfo2().uordblks - before) / n;
+  }
+  state.counters["bytes_per_idle_channel"] = per_channel;
+}
+
+void run_channel_create_destroy(benchmark::State& state) {
+  for (auto _ : state) {
+    auto ch = ump::channel<word, word>();
+    benchmark::DoNotOptimize(ch);
+  }
+}
+
 const bool registered = [] {
   register_request_reply<ump_word>("ump");
   // The gap sweep's second ump row: waiting.spin = 0, every wait parks at once.
@@ -224,6 +250,8 @@ const bool registered = [] {
       ->ArgName("idle")->Arg(0)->Arg(1)->Iterations(2000)->UseRealTime()->ReportAggregatesOnly(true);
   benchmark::RegisterBenchmark("cost/ump_idle_server_cpu", run_idle_server_cpu)
       ->Iterations(5)->UseRealTime()->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("channels/idle_bytes", run_idle_channel_bytes)->Iterations(3)->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("channels/create_destroy", run_channel_create_destroy)->ReportAggregatesOnly(true);
   return true;
 }();
 

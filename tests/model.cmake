@@ -35,6 +35,11 @@ elseif(UMP_MODEL_CHECK_TESTS)
   # inside an execution, but not the sized delete: without this, a sized delete would hand
   # Relacy's memory to the C library's free().
   target_compile_options(model_check PRIVATE -fno-sized-deallocation)
+  # The search runs millions of executions: optimise it even in Debug builds (clang preset),
+  # or it would take minutes there. Later options win over CMAKE_CXX_FLAGS_DEBUG's -O0.
+  if(CMAKE_BUILD_TYPE STREQUAL "Debug")
+    target_compile_options(model_check PRIVATE -O2)
+  endif()
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # Raised inside Relacy's headers at -O2/-O3 (its operator delete frees with free() what
     # its allocator got from malloc(); its allocator takes a size_t the optimiser sees can be

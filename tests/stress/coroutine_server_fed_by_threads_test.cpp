@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/lifetime.hpp"
+#include "ump/run_loop.hpp"
 #include "ump/ng.hpp"
 #include "ump/task.hpp"
 #include "ump/ump.hpp"
@@ -65,6 +66,51 @@ TEST_CASE("coroutine_server_fed_by_blocking_threads_on_fresh_channels") {
     server.join();
     for (int t = 0; t < senders; ++t) REQUIRE(wrong[t] == 0);
     REQUIRE(served == senders * per_sender);
+  }
+}
+
+// The same with the server coroutine on a run_loop (resumed through the loop's scheduler,
+// on the loop's thread) and six blocking senders.
+ump::task<long> summing_server_on(ump::server<int, int>& srv, ump::run_loop::scheduler_type sched) {
+  long served = 0;
+  for (;;) {
+    auto r = co_await srv.async_wait(sched);
+    if (!r) {
+      CHECK(r.error() == errc::clients_disappeared);
+      co_return served;
+    }
+    (void)std::move(r->ctx).reply(r->msg + 1);
+    ++served;
+  }
+}
+
+TEST_CASE("run_loop_coroutine_server_fed_by_six_blocking_threads_on_fresh_channels") {
+  const int rounds = scaled(150);
+  const int per_sender = 100;
+  constexpr int many = 6;
+  for (int round = 0; round < rounds; ++round) {
+    auto chan = ump::channel<int, int>();
+    auto& srv = chan.first;
+    auto& cli = chan.second;
+    ump::run_loop loop;
+    long served = -1;
+    std::thread server([&] { served = loop.run(summing_server_on(srv, loop.scheduler())); });
+    std::vector<std::thread> threads;
+    std::vector<int> wrong(many, 0);
+    for (int t = 0; t < many; ++t) {
+      threads.emplace_back([&wrong, t, c = cli]() mutable {
+        for (int i = 0; i < per_sender; ++i) {
+          const int v = t * 100000 + i;
+          auto r = c.req(v);
+          if (!r || *r != v + 1) ++wrong[t];
+        }
+      });
+    }
+    { auto gone = std::move(cli); }
+    for (auto& th : threads) th.join();
+    server.join();
+    for (int t = 0; t < many; ++t) REQUIRE(wrong[t] == 0);
+    REQUIRE(served == many * per_sender);
   }
 }
 

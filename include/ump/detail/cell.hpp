@@ -230,7 +230,7 @@ class cell_pool {
     UMP_ASSERT((p & ~ptr_mask) == 0, "cell addresses fit in 48 bits");
     return p | (t << tag_shift);
   }
-  alignas(cache_line_size) atomic<std::uint64_t> head_{0};
+  atomic<std::uint64_t> head_{0};  // its line is chosen by the owner (state.hpp)
 };
 
 }  // namespace ump::detail

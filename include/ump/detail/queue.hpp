@@ -47,6 +47,9 @@ struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
   static const std::size_t BLOCK_SIZE = 32;
   // The producer's block index starts small and doubles as blocks are added.
   static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 4;
+  // Only the channel's explicit producer enqueues: no implicit producers, and so no hash
+  // table for them inside every queue object (512 bytes at the default size).
+  static const std::size_t INITIAL_IMPLICIT_PRODUCER_HASH_SIZE = 0;
 };
 
 #if !defined(UMP_MODEL_CHECK)

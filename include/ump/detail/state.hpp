@@ -345,36 +345,43 @@ class state_base {
   void wait_for_announced() noexcept;  // a sender is between announce and enqueue
   static bool poll_for_server(void* self) noexcept;
 
+  // The layout groups fields by who writes them, one group per cache line or run of lines,
+  // and keeps an idle channel under 1 KiB (BENCHMARKS.md, "Many channels").
+  // Every sender's announce and the server's park: the control word.
   alignas(cache_line_size) atomic<std::uint32_t> ctl_{0};
   async_waiter server_waiter_{};
-  // Server thread only: nodes dequeued in bulk and not handed out yet. They count as taken
-  // (taken_ includes them), so close() fails them before draining the queue.
-  static constexpr std::size_t batch_size = 16;
+  // The server's own: its count of taken messages, the receive batch (nodes dequeued in
+  // bulk and not handed out yet; they count as taken, so close() fails them before
+  // draining the queue), its wait history, and the server group's references (taken and
+  // dropped by reply contexts, mostly on the server's thread).
+  // 14 envelopes: with the counters before them, the group fills exactly four lines.
+  static constexpr std::size_t batch_size = 14;
   alignas(cache_line_size) atomic<std::uint32_t> taken_{0};
   std::uint8_t batch_pos_ = 0;
   std::uint8_t batch_len_ = 0;
   wait_history waits_;  // the server's recent waits for a message (server thread only)
+  atomic<std::uint32_t> server_refs_{1};  // the server
   // When the last waker of the parked server thread woke it (steady clock ticks); written
   // by wakers, read by the server for wait_history.
   atomic<clock::rep> woke_at_{0};
   envelope batch_[batch_size];
-  alignas(cache_line_size) atomic<std::uint32_t> server_refs_{1};  // the server
+  // Client objects' references and the node pool: a recycled node is pushed to the pool
+  // and drops its client-group reference in the same breath.
   alignas(cache_line_size) atomic<std::uint32_t> client_refs_{1};  // the first client
   atomic<std::uint32_t> strong_{1};
   atomic<std::uint32_t> groups_{2};
   std::atomic<std::size_t> allocated_{0};
-  wait_options opts_;
   cell_pool pool_;
+  // Read-mostly after construction: the waiting options, the queue object, and the queue's
+  // one producer token, which the server reads on every dequeue
+  // (try_dequeue_*_from_producer) and so must not share a line that every send writes.
+  alignas(cache_line_size) wait_options opts_;
   node_queue queue_{0};  // no blocks until the first send
-  // What only senders touch, on a line of their own: the send lock and the node stock it
-  // guards.
+  producer_token ptok_{queue_};
+  // What only senders touch: the send lock and the node stock it guards.
   static constexpr std::uint32_t stock_batch = 16;  // nodes taken from the pool per refill
   alignas(cache_line_size) spin_lock send_lock_;
   cell_base* stock_ = nullptr;  // a list linked through cell_base::next_
-  // The queue's one producer. The token is written once; the server reads it on every
-  // dequeue (try_dequeue_*_from_producer), so it must not share the lock's line, which
-  // every send writes.
-  alignas(cache_line_size) producer_token ptok_{queue_};
 };
 
 // A pooled node: the reply cell, then the message (M = S for ump, a variant for ng). Aligned
