@@ -28,50 +28,9 @@ using ump_test::scaled;
 
 constexpr int senders = 3;
 
-ump::task<long> summing_server(ump::server<int, int> srv) {
-  long served = 0;
-  for (;;) {
-    auto r = co_await srv.async_wait();
-    if (!r) {
-      CHECK(r.error() == errc::clients_disappeared);
-      co_return served;
-    }
-    (void)std::move(r->ctx).reply(r->msg + 1);
-    ++served;
-  }
-}
-
-TEST_CASE("coroutine_server_fed_by_blocking_threads_on_fresh_channels") {
-  const int rounds = scaled(400);
-  const int per_sender = 300;
-  for (int round = 0; round < rounds; ++round) {
-    auto chan = ump::channel<int, int>();
-    auto& srv = chan.first;
-    auto& cli = chan.second;
-    long served = -1;
-    std::thread server([&served, s = std::move(srv)]() mutable { served = ump::sync_wait(summing_server(std::move(s))); });
-    std::vector<std::thread> threads;
-    std::vector<int> wrong(senders, 0);
-    for (int t = 0; t < senders; ++t) {
-      threads.emplace_back([&wrong, t, c = cli]() mutable {
-        for (int i = 0; i < per_sender; ++i) {
-          const int v = t * 100000 + i;
-          auto r = c.req(v);
-          if (!r || *r != v + 1) ++wrong[t];
-        }
-      });
-    }
-    { auto gone = std::move(cli); }
-    for (auto& th : threads) th.join();
-    server.join();
-    for (int t = 0; t < senders; ++t) REQUIRE(wrong[t] == 0);
-    REQUIRE(served == senders * per_sender);
-  }
-}
-
-// The same with the server coroutine on a run_loop (resumed through the loop's scheduler,
-// on the loop's thread) and six blocking senders.
-ump::task<long> summing_server_on(ump::server<int, int>& srv, ump::run_loop::scheduler_type sched) {
+// Answers msg + 1 until the clients are gone; resumes through `sched`.
+template <class Sched = ump::inline_scheduler>
+ump::task<long> summing_server(ump::server<int, int>& srv, Sched sched = {}) {
   long served = 0;
   for (;;) {
     auto r = co_await srv.async_wait(sched);
@@ -84,32 +43,54 @@ ump::task<long> summing_server_on(ump::server<int, int>& srv, ump::run_loop::sch
   }
 }
 
+// `count` threads, each with its own copy of `cli`, send `per_sender` blocking requests;
+// `cli` itself is dropped, so the server sees clients_disappeared once they are done.
+// Returns how many answers were missing or wrong.
+int run_blocking_senders(ump::client<int, int> cli, int count, int per_sender) {
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(static_cast<std::size_t>(count), 0);
+  for (int t = 0; t < count; ++t) {
+    threads.emplace_back([&wrong, t, per_sender, c = cli]() mutable {
+      for (int i = 0; i < per_sender; ++i) {
+        const int v = t * 100000 + i;
+        auto r = c.req(v);
+        if (!r || *r != v + 1) ++wrong[static_cast<std::size_t>(t)];
+      }
+    });
+  }
+  { auto gone = std::move(cli); }
+  for (auto& th : threads) th.join();
+  int total = 0;
+  for (int w : wrong) total += w;
+  return total;
+}
+
+TEST_CASE("coroutine_server_fed_by_blocking_threads_on_fresh_channels") {
+  const int rounds = scaled(400);
+  const int per_sender = 300;
+  for (int round = 0; round < rounds; ++round) {
+    auto chan = ump::channel<int, int>();
+    long served = -1;
+    std::thread server([&served, s = std::move(chan.first)]() mutable { served = ump::sync_wait(summing_server(s)); });
+    REQUIRE(run_blocking_senders(std::move(chan.second), senders, per_sender) == 0);
+    server.join();
+    REQUIRE(served == senders * per_sender);
+  }
+}
+
+// The same with the server coroutine on a run_loop (resumed through the loop's scheduler,
+// on the loop's thread) and six blocking senders.
 TEST_CASE("run_loop_coroutine_server_fed_by_six_blocking_threads_on_fresh_channels") {
   const int rounds = scaled(150);
   const int per_sender = 100;
   constexpr int many = 6;
   for (int round = 0; round < rounds; ++round) {
     auto chan = ump::channel<int, int>();
-    auto& srv = chan.first;
-    auto& cli = chan.second;
     ump::run_loop loop;
     long served = -1;
-    std::thread server([&] { served = loop.run(summing_server_on(srv, loop.scheduler())); });
-    std::vector<std::thread> threads;
-    std::vector<int> wrong(many, 0);
-    for (int t = 0; t < many; ++t) {
-      threads.emplace_back([&wrong, t, c = cli]() mutable {
-        for (int i = 0; i < per_sender; ++i) {
-          const int v = t * 100000 + i;
-          auto r = c.req(v);
-          if (!r || *r != v + 1) ++wrong[t];
-        }
-      });
-    }
-    { auto gone = std::move(cli); }
-    for (auto& th : threads) th.join();
+    std::thread server([&] { served = loop.run(summing_server(chan.first, loop.scheduler())); });
+    REQUIRE(run_blocking_senders(std::move(chan.second), many, per_sender) == 0);
     server.join();
-    for (int t = 0; t < many; ++t) REQUIRE(wrong[t] == 0);
     REQUIRE(served == many * per_sender);
   }
 }
@@ -211,7 +192,7 @@ TEST_CASE("coroutine_server_with_upgrade_racing_the_last_drop") {
     auto& srv = chan.first;
     auto& cli = chan.second;
     long served = -1;
-    std::thread server([&served, s = std::move(srv)]() mutable { served = ump::sync_wait(summing_server(std::move(s))); });
+    std::thread server([&served, s = std::move(srv)]() mutable { served = ump::sync_wait(summing_server(s)); });
     auto weak = cli.weak();
     int sent = 0;
     std::thread other([&weak, &sent] {
