@@ -150,7 +150,7 @@ class state_base {
       ctl_.fetch_sub(one, std::memory_order_relaxed);
       return send_status::rejected;
     }
-    // The 2^28 - 1 pending limit cannot be asserted here: taken_ read on this thread may
+    // The 2^27 - 1 pending limit cannot be asserted here: taken_ read on this thread may
     // lag behind the server, so pending(prev) may overstate.
     UMP_TEST_DELAY(send_after_announce);
     // moodycamel's enqueue releases the element to the dequeuing consumer.
