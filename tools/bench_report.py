@@ -63,7 +63,7 @@ TARGETS = [
     dict(name="coroutines on one thread: at most 100 ns per round trip",
          rows=("coro_same_thread", "ump", ""), metric="time_ns", rule="<=", bound=100.0),
     dict(name="no heap allocation per request",
-         rows=("*", "ump*", "*"), metric="allocs_per_req", rule="==", bound=0.0, tol=0.01),
+         rows=("*", "ump*", "*"), metric="allocs_per_req", rule="==", bound=0.0, tol=0.0),
     dict(name="at most one futex wake per round trip",
          rows=("cost", "ump_futex_per_rtt", "*"), metric="futex_wake_per_rt", rule="<=", bound=1.0),
     dict(name="an idle parked server uses about no CPU (at most 1 ms per s)",
