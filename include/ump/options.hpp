@@ -26,7 +26,10 @@ struct wait_options {
   // it back (up to `spin`); while shrunk, an occasional wait spins the full budget to check
   // whether spinning pays again. With free cores nothing changes: a spin that runs out
   // there costs only this thread's own idle core. The memory is per thread and shared by
-  // every channel the thread waits on. false: always spin the full budget.
+  // every channel the thread waits on. Independently, each waiting site (a channel's
+  // server, a requester thread's reply waits) parks at once after two waits longer than
+  // twice the budget, and spins again after the first wait shorter than it (README, "How
+  // it works"). false: always spin the full budget.
   bool adaptive = true;
 };
 
