@@ -5,7 +5,6 @@
 // std::variant<P, S> for ng). The public classes only say how to build and unpack M.
 #pragma once
 
-#include <atomic>  // std::memory_order
 #include <chrono>
 #include <coroutine>
 #include <cstring>
@@ -13,7 +12,6 @@
 #include <optional>
 #include <utility>
 
-#include "ump/detail/atomic.hpp"
 #include "ump/detail/state.hpp"
 #include "ump/reply_context.hpp"
 #include "ump/result.hpp"
@@ -289,7 +287,7 @@ class server_front {
 // the message type, and clients_gone() → the error result.
 //
 // Stale wake-ups. A sender that saw the waiter's flag in its announce wakes it later, after
-// unlocking its producer; by then another sender may have woken the server, which took both
+// releasing the send lock; by then another sender may have woken the server, which took both
 // messages and registered again. The late waker then claims a registration made after its
 // message was taken. So a wake-up is checked where it lands: the claim gives the waker sole
 // use of the suspended server, and wake() looks for news (a message announced and not yet

@@ -243,7 +243,6 @@ class state_base {
     release(client_group);
   }
   [[nodiscard]] const wait_options& wait_opts() const noexcept { return opts_; }
-  node_queue& queue() noexcept { return queue_; }
 
  protected:
   virtual ~state_base();
