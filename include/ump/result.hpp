@@ -9,8 +9,26 @@
 // (C++23) or tl::expected, so every translation unit agrees on it with either compiler and in
 // -fno-exceptions builds. value() on an error throws bad_result_access, or aborts with a
 // message when exceptions are disabled; operator* on an error is a debug assertion.
+//
+// The monadic helpers follow std::expected (C++23), with one difference that comes from the
+// error type being ump::error<E> rather than E itself:
+//   value_or(v)          the value, or v converted to T                  (not for T = void)
+//   error_or(g)          the error, or error<E>(g) when this holds a value (g: an errc or
+//                        an error<E>)
+//   and_then(f)          f(value) (f() for void) when this holds a value; f returns a
+//                        result<U, E>. Otherwise that result type holding this error.
+//   transform(f)         result<U, E> holding f(value) (f() for void; U may be void), or
+//                        this error
+//   or_else(f)           f(error) when this holds an error; f returns a result<T, G>.
+//                        Otherwise that result type holding this value.
+//   transform_error(f)   result<T, G> holding this value, or f(error), which must be an
+//                        error<G>
+// Each takes the result as an lvalue (copies what it forwards) or an rvalue (moves it).
+// reply_context::reply() and fail() return reply_status<E>: the same result<void, E>, minus
+// the [[nodiscard]], because a requester that stopped waiting is news the server may ignore.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -94,13 +112,197 @@ class bad_result_access : public std::exception {
 };
 #endif
 
+template <class T, class E = void>
+class result;
+
 namespace detail {
 [[noreturn]] void throw_bad_result_access(errc c);
+
+template <class X>
+struct result_traits {
+  static constexpr bool is_result = false;
+};
+template <class T, class E>
+struct result_traits<result<T, E>> {
+  static constexpr bool is_result = true;
+  using value_type = T;
+  using app_error_type = E;
+};
+template <class X>
+struct error_traits {
+  static constexpr bool is_error = false;
+};
+template <class G>
+struct error_traits<error<G>> {
+  static constexpr bool is_error = true;
+  using app_error_type = G;
+};
+
+// The monadic helpers, written once for every value category (Self is a result<T, E>
+// reference: lvalue helpers copy what they forward, rvalue helpers move it) and for void.
+template <class Self>
+using value_of = typename std::remove_cvref_t<Self>::value_type;
+template <class Self>
+using app_error_of = typename result_traits<std::remove_cvref_t<Self>>::app_error_type;
+
+// The value of `self` as its value category says (Precondition: self holds a value).
+template <class Self>
+decltype(auto) forward_value(Self&& self) noexcept {
+  return *std::forward<Self>(self);
+}
+
+template <class Self, class F>
+auto and_then(Self&& self, F&& f) {
+  if constexpr (std::is_void_v<value_of<Self>>) {
+    using U = std::remove_cvref_t<std::invoke_result_t<F>>;
+    static_assert(result_traits<U>::is_result, "and_then: f must return a ump::result");
+    static_assert(std::is_same_v<typename U::error_type, typename std::remove_cvref_t<Self>::error_type>,
+                  "and_then: f must return a result with the same error type");
+    if (self.has_value()) return std::invoke(std::forward<F>(f));
+    return U(std::forward<Self>(self).error());
+  } else {
+    using U = std::remove_cvref_t<std::invoke_result_t<F, decltype(forward_value(std::forward<Self>(self)))>>;
+    static_assert(result_traits<U>::is_result, "and_then: f must return a ump::result");
+    static_assert(std::is_same_v<typename U::error_type, typename std::remove_cvref_t<Self>::error_type>,
+                  "and_then: f must return a result with the same error type");
+    if (self.has_value()) return std::invoke(std::forward<F>(f), forward_value(std::forward<Self>(self)));
+    return U(std::forward<Self>(self).error());
+  }
+}
+
+template <class Self, class F>
+auto transform(Self&& self, F&& f) {
+  using E = app_error_of<Self>;
+  if constexpr (std::is_void_v<value_of<Self>>) {
+    using U = std::remove_cv_t<std::invoke_result_t<F>>;
+    if (!self.has_value()) return result<U, E>(std::forward<Self>(self).error());
+    if constexpr (std::is_void_v<U>) {
+      std::invoke(std::forward<F>(f));
+      return result<U, E>();
+    } else {
+      return result<U, E>(std::invoke(std::forward<F>(f)));
+    }
+  } else {
+    using V = decltype(forward_value(std::forward<Self>(self)));
+    using U = std::remove_cv_t<std::invoke_result_t<F, V>>;
+    if (!self.has_value()) return result<U, E>(std::forward<Self>(self).error());
+    if constexpr (std::is_void_v<U>) {
+      std::invoke(std::forward<F>(f), forward_value(std::forward<Self>(self)));
+      return result<U, E>();
+    } else {
+      return result<U, E>(std::invoke(std::forward<F>(f), forward_value(std::forward<Self>(self))));
+    }
+  }
+}
+
+template <class Self, class F>
+auto or_else(Self&& self, F&& f) {
+  using G = std::remove_cvref_t<std::invoke_result_t<F, decltype(std::forward<Self>(self).error())>>;
+  static_assert(result_traits<G>::is_result, "or_else: f must return a ump::result");
+  static_assert(std::is_same_v<typename G::value_type, value_of<Self>>,
+                "or_else: f must return a result with the same value type");
+  if (self.has_value()) {
+    if constexpr (std::is_void_v<value_of<Self>>) {
+      return G();
+    } else {
+      return G(forward_value(std::forward<Self>(self)));
+    }
+  }
+  return std::invoke(std::forward<F>(f), std::forward<Self>(self).error());
+}
+
+template <class Self, class F>
+auto transform_error(Self&& self, F&& f) {
+  using G = std::remove_cv_t<std::invoke_result_t<F, decltype(std::forward<Self>(self).error())>>;
+  static_assert(error_traits<G>::is_error, "transform_error: f must return a ump::error<G>");
+  using out = result<value_of<Self>, typename error_traits<G>::app_error_type>;
+  if (!self.has_value()) return out(std::invoke(std::forward<F>(f), std::forward<Self>(self).error()));
+  if constexpr (std::is_void_v<value_of<Self>>) {
+    return out();
+  } else {
+    return out(forward_value(std::forward<Self>(self)));
+  }
+}
+
+template <class Self, class G>
+auto error_or(Self&& self, G&& g) {
+  using error_type = typename std::remove_cvref_t<Self>::error_type;
+  if (self.has_value()) return static_cast<error_type>(std::forward<G>(g));
+  return error_type(std::forward<Self>(self).error());
+}
+}  // namespace detail
+
+namespace detail {
+// The helpers as members, for each value category (CRTP base of both result classes).
+template <class Derived>
+class result_ops {
+ public:
+  template <class F>
+  auto and_then(F&& f) & {
+    return detail::and_then(self(), std::forward<F>(f));
+  }
+  template <class F>
+  auto and_then(F&& f) const& {
+    return detail::and_then(self(), std::forward<F>(f));
+  }
+  template <class F>
+  auto and_then(F&& f) && {
+    return detail::and_then(std::move(self()), std::forward<F>(f));
+  }
+  template <class F>
+  auto transform(F&& f) & {
+    return detail::transform(self(), std::forward<F>(f));
+  }
+  template <class F>
+  auto transform(F&& f) const& {
+    return detail::transform(self(), std::forward<F>(f));
+  }
+  template <class F>
+  auto transform(F&& f) && {
+    return detail::transform(std::move(self()), std::forward<F>(f));
+  }
+  template <class F>
+  auto or_else(F&& f) & {
+    return detail::or_else(self(), std::forward<F>(f));
+  }
+  template <class F>
+  auto or_else(F&& f) const& {
+    return detail::or_else(self(), std::forward<F>(f));
+  }
+  template <class F>
+  auto or_else(F&& f) && {
+    return detail::or_else(std::move(self()), std::forward<F>(f));
+  }
+  template <class F>
+  auto transform_error(F&& f) & {
+    return detail::transform_error(self(), std::forward<F>(f));
+  }
+  template <class F>
+  auto transform_error(F&& f) const& {
+    return detail::transform_error(self(), std::forward<F>(f));
+  }
+  template <class F>
+  auto transform_error(F&& f) && {
+    return detail::transform_error(std::move(self()), std::forward<F>(f));
+  }
+  template <class G>
+  [[nodiscard]] auto error_or(G&& g) const& {
+    return detail::error_or(self(), std::forward<G>(g));
+  }
+  template <class G>
+  [[nodiscard]] auto error_or(G&& g) && {
+    return detail::error_or(std::move(self()), std::forward<G>(g));
+  }
+
+ private:
+  Derived& self() & noexcept { return static_cast<Derived&>(*this); }
+  const Derived& self() const& noexcept { return static_cast<const Derived&>(*this); }
+};
 }  // namespace detail
 
 // Either a T or an error<E>. T may be void.
-template <class T, class E = void>
-class [[nodiscard]] result {
+template <class T, class E>
+class [[nodiscard]] result : public detail::result_ops<result<T, E>> {
  public:
   using value_type = T;
   using error_type = ump::error<E>;
@@ -133,6 +335,16 @@ class [[nodiscard]] result {
     return checked_error(), std::move(*std::get_if<1>(&v_));
   }
 
+  // The value, or `v` converted to T when this holds an error.
+  template <class U>
+  [[nodiscard]] T value_or(U&& v) const& {
+    return has_value() ? *std::get_if<0>(&v_) : static_cast<T>(std::forward<U>(v));
+  }
+  template <class U>
+  [[nodiscard]] T value_or(U&& v) && {
+    return has_value() ? std::move(*std::get_if<0>(&v_)) : static_cast<T>(std::forward<U>(v));
+  }
+
  private:
   void checked() const noexcept { UMP_ASSERT(has_value(), "result dereferenced while it holds an error"); }
   void checked_error() const noexcept { UMP_ASSERT(!has_value(), "result::error() called on a value"); }
@@ -143,7 +355,7 @@ class [[nodiscard]] result {
 };
 
 template <class E>
-class [[nodiscard]] result<void, E> {
+class [[nodiscard]] result<void, E> : public detail::result_ops<result<void, E>> {
  public:
   using value_type = void;
   using error_type = ump::error<E>;
@@ -164,6 +376,19 @@ class [[nodiscard]] result<void, E> {
  private:
   void checked_error() const noexcept { UMP_ASSERT(e_.has_value(), "result::error() called on a value"); }
   std::optional<error_type> e_;
+};
+
+// What reply_context::reply() and fail() return: success, or errc::origin_disappeared when
+// the requester stopped waiting (the reply was destroyed). It is a result<void, E> that may
+// be ignored without a cast: the server usually has nothing to do about it.
+template <class E = void>
+class reply_status : public result<void, E> {
+ public:
+  using result<void, E>::result;
+  reply_status(result<void, E> r) noexcept(std::is_nothrow_move_constructible_v<result<void, E>>)  // NOLINT
+      : result<void, E>(std::move(r)) {}
+  // True if the reply reached a waiting requester.
+  [[nodiscard]] bool delivered() const noexcept { return this->has_value(); }
 };
 
 }  // namespace ump
