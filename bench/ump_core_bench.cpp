@@ -38,7 +38,7 @@ class ump_impl {
         auto& [msg, ctx] = *r;
         Payload out = msg;
         out.front() += 1;
-        (void)std::move(ctx).reply(std::move(out));
+        ctx.reply(std::move(out));
       }
     });
   }
@@ -60,7 +60,7 @@ class ump_impl {
     void send(handle& h, std::uint64_t x) {
       Payload p{};
       p.front() = x;
-      h.emplace(*c.req_async(std::move(p)));
+      h.emplace(c.req_async(std::move(p)));
     }
     std::uint64_t wait(handle& h) { return h->wait()->front(); }
   };
@@ -186,7 +186,7 @@ void run_idle_server_cpu(benchmark::State& state) {
     cid.store(c, std::memory_order_relaxed);
     // ORDERING: release; pairs with the acquire load below.
     have_cid.store(true, std::memory_order_release);
-    while (auto r = srv.wait()) (void)std::move(r->ctx).reply(r->msg);
+    while (auto r = srv.wait()) r->ctx.reply(r->msg);
   });
   while (!have_cid.load(std::memory_order_acquire)) std::this_thread::yield();
   (void)cli.req(1);

@@ -21,7 +21,7 @@ ump::task<void> serve(chan_server srv) {
   for (;;) {
     auto r = co_await srv.async_wait();
     if (!r) co_return;  // clients_disappeared
-    (void)std::move(r->ctx).reply(r->msg + 1);
+    r->ctx.reply(r->msg + 1);
   }
 }
 
@@ -52,7 +52,7 @@ template <bool OnLoop>
 void run_coro_client_thread_server(benchmark::State& state) {
   auto [srv, cli] = ump::channel<std::uint64_t, std::uint64_t>();
   std::thread server([srv = std::move(srv)]() mutable {
-    while (auto r = srv.wait()) (void)std::move(r->ctx).reply(r->msg + 1);
+    while (auto r = srv.wait()) r->ctx.reply(r->msg + 1);
   });
   {
     ump::run_loop loop;

@@ -19,7 +19,7 @@ ump::task<void> shouter(text_server srv, loop_scheduler sched) {
   while (auto req = co_await srv.async_wait(sched)) {
     auto& [msg, ctx] = *req;
     for (char& c : msg) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    (void)std::move(ctx).reply(std::move(msg));
+    ctx.reply(std::move(msg));
   }
   std::printf("shouter: every client is gone\n");
 }
@@ -62,7 +62,7 @@ int main() {
   std::thread worker([srv = std::move(srv)]() mutable {
     while (auto req = srv.wait()) {
       auto& [msg, ctx] = *req;
-      (void)std::move(ctx).reply(static_cast<long>(msg) * msg);
+      ctx.reply(static_cast<long>(msg) * msg);
     }
   });
   const long sum = ump::sync_wait(sum_of_squares(cli, 10));  // blocks this thread only

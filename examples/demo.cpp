@@ -21,9 +21,9 @@ int main() {
     while (auto req = srv.wait()) {
       auto& [msg, ctx] = *req;
       if (msg.den == 0) {
-        (void)std::move(ctx).fail(calc_error::divide_by_zero);
+        ctx.fail(calc_error::divide_by_zero);
       } else {
-        (void)std::move(ctx).reply(msg.num / msg.den);
+        ctx.reply(msg.num / msg.den);
       }
     }
   });
@@ -36,7 +36,7 @@ int main() {
   // Several requests in flight at once, collected later.
   auto a = cli.req_async({100, 10});
   auto b = cli.req_async({9, 3});
-  std::printf("100 / 10 = %d, 9 / 3 = %d\n", *a->wait(), *b->wait());
+  std::printf("100 / 10 = %d, 9 / 3 = %d\n", *a.wait(), *b.wait());
 
   { auto gone = std::move(cli); }  // last client gone: the worker's wait() ends
   worker.join();
@@ -52,7 +52,7 @@ int main() {
       } else {
         auto& [ignored, ctx] = m->req();
         (void)ignored;
-        (void)std::move(ctx).reply(lines);  // "how many lines so far?"
+        ctx.reply(lines);  // "how many lines so far?"
       }
     }
   });

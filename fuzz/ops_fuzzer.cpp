@@ -491,17 +491,19 @@ class chan {
       auto r = clients_[c]->req_async(counted(id));
       counted::disarm();
       if (!server_alive_) {
-        FUZZ_CHECK(!r && r.error().code() == ump::errc::server_disappeared,
+        FUZZ_CHECK(r.ready(), "a request sent after the server is gone has its outcome at once");
+        auto out = r.wait();
+        FUZZ_CHECK(!out && out.error().code() == ump::errc::server_disappeared,
                    "a request sent after the server is gone fails at once with server_disappeared");
         return;
       }
-      FUZZ_CHECK(r.has_value(), "req_async succeeds while the server lives");
+      FUZZ_CHECK(r.valid(), "req_async gives a wait_reply to collect while the server lives");
       enqueue(id, false, client_prod_[c], who::wait_reply);
       if (wrs_[k]) {
         let_go(wr_id_[k]);  // the assignment below abandons the old request
-        *wrs_[k] = std::move(*r);
+        *wrs_[k] = std::move(r);
       } else {
-        wrs_[k].emplace(std::move(*r));
+        wrs_[k].emplace(std::move(r));
       }
       wr_id_[k] = id;
     });
@@ -632,7 +634,7 @@ class chan {
     // A countdown still running when the reply resumes an awaiting coroutine would fire there.
     if (rec(id).requester == who::coroutine) armed = 0;
     const bool threw = run_armed(armed, [&] {
-      auto r = std::move(*ctxs_[k]).reply(counted(v));
+      auto r = ctxs_[k]->reply(counted(v));
       counted::disarm();
       FUZZ_CHECK(!ctxs_[k]->pending(), "reply() consumes the context");
       ctxs_[k].reset();
@@ -649,7 +651,7 @@ class chan {
   void fail_ctx(int k, int e) {
     if (!ctxs_[k]) return;
     const std::uint64_t id = ctx_id_[k];
-    auto r = std::move(*ctxs_[k]).fail(e);
+    auto r = ctxs_[k]->fail(e);
     ctxs_[k].reset();
     if (rec(id).abandoned) {
       FUZZ_CHECK(!r && r.error().code() == ump::errc::origin_disappeared,

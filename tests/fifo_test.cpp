@@ -29,7 +29,7 @@ std::vector<int> drain(Server& srv) {
       got.push_back(msg.post());
     } else {
       got.push_back(msg.req().msg);
-      (void)std::move(msg.req().ctx).reply(0);
+      msg.req().ctx.reply(0);
     }
   }
   return got;
@@ -49,12 +49,12 @@ TEST_CASE("clones_used_round_robin_on_one_thread_arrive_in_send_order") {
   auto weak = cli.weak();
   clones.push_back(*weak.upgrade());
   std::vector<ump::wait_reply<int, void>> pending;
-  for (int i = 0; i < 200; ++i) pending.push_back(*clones[static_cast<std::size_t>(i) % clones.size()].req_async(i));
+  for (int i = 0; i < 200; ++i) pending.push_back(clones[static_cast<std::size_t>(i) % clones.size()].req_async(i));
   std::vector<int> got;
   while (auto r = srv.try_wait()) {
     if (!r->has_value()) break;
     got.push_back((*r)->msg);
-    (void)std::move((*r)->ctx).reply((*r)->msg);
+    (*r)->ctx.reply((*r)->msg);
   }
   CHECK(got == iota(200));
   for (int i = 0; i < 200; ++i) CHECK(*pending[static_cast<std::size_t>(i)].wait() == i);
@@ -70,7 +70,7 @@ TEST_CASE("post_client_and_client_interleaved_on_one_thread_arrive_in_send_order
   for (int i = 0; i < 300; ++i) {
     switch (i % 3) {
       case 0: REQUIRE(poster.post(i).has_value()); break;
-      case 1: pending.push_back(*cli.req_async(i)); break;
+      case 1: pending.push_back(cli.req_async(i)); break;
       default: REQUIRE(cli.post(i).has_value()); break;
     }
   }

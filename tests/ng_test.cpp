@@ -61,7 +61,7 @@ TEST_CASE("posts_and_requests_interleaved_in_order") {
       } else {
         auto& [msg, ctx] = m->req();
         if (msg.value() != static_cast<std::uint64_t>(received)) ++out_of_order;
-        (void)std::move(ctx).reply(tracked(msg.value() + 1));
+        ctx.reply(tracked(msg.value() + 1));
       }
       ++received;
     }
@@ -78,8 +78,8 @@ TEST_CASE("posts_and_requests_interleaved_in_order") {
       if (!r.has_value() || r->value() != v + 1) ++wrong;
     } else {
       auto w = cli.req_async(tracked(v));
-      REQUIRE(w.has_value());
-      pending.emplace_back(v, std::move(*w));
+      REQUIRE(w.valid());
+      pending.emplace_back(v, std::move(w));
     }
   }
   for (auto& [v, w] : pending) {
@@ -164,7 +164,9 @@ TEST_CASE("post_after_server_gone") {
   CHECK(failure(cli.post(tracked(1))) == ump::errc::server_disappeared);
   CHECK(failure(poster.post(tracked(2))) == ump::errc::server_disappeared);
   CHECK(failure(cli.req(tracked(3))) == ump::errc::server_disappeared);
-  CHECK(failure(cli.req_async(tracked(4))) == ump::errc::server_disappeared);
+  auto w = cli.req_async(tracked(4));
+  CHECK(w.ready());  // the early outcome travels inside the wait_reply
+  CHECK(failure(w.wait()) == ump::errc::server_disappeared);
   CHECK(tracked::live() == before);  // each message destroyed at once
 }
 
@@ -180,8 +182,8 @@ TEST_CASE("queued_posts_destroyed_when_server_dropped") {
       const auto v = static_cast<std::uint64_t>(i);
       if (i % 4 == 3) {
         auto w = cli.req_async(tracked(v));
-        REQUIRE(w.has_value());
-        pending.push_back(std::move(*w));
+        REQUIRE(w.valid());
+        pending.push_back(std::move(w));
       } else {
         REQUIRE((i % 2 == 0 ? poster.post(tracked(v)) : cli.post(tracked(v))).has_value());
       }
@@ -202,7 +204,7 @@ TEST_CASE("message_visit") {
   auto [srv, cli] = ump::ng::channel<tracked, tracked, tracked, int>();
   REQUIRE(cli.post(tracked(1)).has_value());
   auto w = cli.req_async(tracked(2));
-  REQUIRE(w.has_value());
+  REQUIRE(w.valid());
 
   std::vector<std::uint64_t> posts;
   std::vector<std::uint64_t> requests;
@@ -213,7 +215,7 @@ TEST_CASE("message_visit") {
       },
       [&](request_t& r) {
         requests.push_back(r.msg.value());
-        CHECK(std::move(r.ctx).reply(tracked(r.msg.value() * 10)).has_value());
+        CHECK(r.ctx.reply(tracked(r.msg.value() * 10)).has_value());
         return 'r';
       },
   };
@@ -225,7 +227,7 @@ TEST_CASE("message_visit") {
   CHECK(second->visit(visitor) == 'r');
   CHECK(posts == std::vector<std::uint64_t>{1});
   CHECK(requests == std::vector<std::uint64_t>{2});
-  auto out = w->wait();
+  auto out = w.wait();
   REQUIRE(out.has_value());
   CHECK(out->value() == 20);
 
@@ -291,7 +293,7 @@ TEST_CASE("ng_abandoned_request_is_still_delivered") {
   REQUIRE(m->is_request());
   CHECK(m->req().msg.value() == 1);
   CHECK_FALSE(m->req().ctx.requester_waiting());
-  CHECK(failure(std::move(m->req().ctx).reply(tracked(0))) == ump::errc::origin_disappeared);
+  CHECK(failure(m->req().ctx.reply(tracked(0))) == ump::errc::origin_disappeared);
   auto p = srv.wait();
   REQUIRE(p.has_value());
   REQUIRE(p->is_post());
@@ -302,7 +304,7 @@ TEST_CASE("ng_context_outlives_server_and_fail_reaches_client") {
   lifetime_check guard;
   auto [srv, cli] = ump::ng::channel<tracked, tracked, tracked, int>();
   auto w = cli.req_async(tracked(1));
-  REQUIRE(w.has_value());
+  REQUIRE(w.valid());
   REQUIRE(cli.post(tracked(2)).has_value());
   auto m = srv.wait();
   REQUIRE(m.has_value());
@@ -310,8 +312,8 @@ TEST_CASE("ng_context_outlives_server_and_fail_reaches_client") {
   auto ctx = std::move(m->req().ctx);
   { auto gone = std::move(srv); }  // the queued post is destroyed; the context still works
   CHECK(failure(cli.post(tracked(3))) == ump::errc::server_disappeared);
-  CHECK(std::move(ctx).fail(-1).has_value());
-  auto out = w->wait();
+  CHECK(ctx.fail(-1).has_value());
+  auto out = w.wait();
   REQUIRE(failure(out) == ump::errc::app_error);
   CHECK(out.error().app() == -1);
 }
@@ -385,7 +387,7 @@ TEST_CASE("inline_posts_and_node_requests_interleaved_in_order") {
         const std::uint64_t who = msg.value() >> 32;
         const std::uint64_t i = msg.value() & 0xffffffffu;
         if (who > 1 || i != next[who]++) bad.fetch_add(1, std::memory_order_relaxed);
-        (void)std::move(ctx).reply(tracked(msg.value() + 1));
+        ctx.reply(tracked(msg.value() + 1));
       }
     }
   });
@@ -418,8 +420,8 @@ TEST_CASE("queued_inline_posts_dropped_with_server_then_post_fails") {
     for (int i = 0; i < n; ++i) {
       if (i % 5 == 4) {
         auto w = cli.req_async(tracked(static_cast<std::uint64_t>(i)));
-        REQUIRE(w.has_value());
-        pending.push_back(std::move(*w));
+        REQUIRE(w.valid());
+        pending.push_back(std::move(w));
       } else {
         REQUIRE(cli.post(make_tag(static_cast<std::uint64_t>(i))).has_value());
       }

@@ -64,8 +64,8 @@ void drop_server_with_queued(int n) {
   pending.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
     auto w = clients[static_cast<std::size_t>(i) % clients.size()].req_async(tracked(static_cast<std::uint64_t>(i)));
-    REQUIRE(w.has_value());
-    pending.push_back(std::move(*w));
+    REQUIRE(w.valid());
+    pending.push_back(std::move(w));
   }
   CHECK(srv.queued() == static_cast<std::size_t>(n));
   CHECK(srv.empty() == (n == 0));
@@ -108,7 +108,8 @@ TEST_CASE("send_after_server_gone") {
   CHECK(tracked::live() == before);  // the message was destroyed, not leaked
 
   auto w = cli.req_async(tracked(2));
-  CHECK(failure(w) == ump::errc::server_disappeared);
+  CHECK(w.ready());  // the early outcome travels inside the wait_reply
+  CHECK(failure(w.wait()) == ump::errc::server_disappeared);
   CHECK(tracked::live() == before);
 
   // A clone and an upgraded weak client fail the same way.
@@ -145,7 +146,7 @@ TEST_CASE("server_dropped_while_client_blocked_in_wait_reply") {
     auto w = c.req_async(tracked(1));
     // ORDERING: release, pairs with the acquire load below: the request is in the queue.
     sent.store(true, std::memory_order_release);
-    if (w.has_value()) outcome = failure(w->wait());
+    if (w.valid()) outcome = failure(w.wait());
   });
 
   // ORDERING: acquire, pairs with the release store above.
@@ -182,7 +183,7 @@ TEST_CASE("server_dropped_holding_unanswered_contexts") {
   auto a = cli.req_async(tracked(1));
   auto b = cli.req_async(tracked(2));
   auto c = cli.req_async(tracked(3));
-  REQUIRE((a && b && c));
+  REQUIRE_FALSE((a.ready() || b.ready() || c.ready()));  // sent, not yet answered
 
   auto ra = srv.wait();
   auto rb = srv.wait();
@@ -198,19 +199,19 @@ TEST_CASE("server_dropped_holding_unanswered_contexts") {
   { auto gone = std::move(srv); }
   // New requests fail, but the contexts already handed out still answer.
   CHECK(failure(cli.req(tracked(4))) == ump::errc::server_disappeared);
-  CHECK_FALSE(a->ready());
+  CHECK_FALSE(a.ready());
 
-  CHECK(std::move(ctx_a).reply(tracked(10)).has_value());
-  CHECK(std::move(ctx_b).fail(7).has_value());
+  CHECK(ctx_a.reply(tracked(10)).has_value());
+  CHECK(ctx_b.fail(7).has_value());
   { auto dropped = std::move(ctx_c); }
 
-  auto oa = a->wait();
+  auto oa = a.wait();
   REQUIRE(oa.has_value());
   CHECK(oa->value() == 10);
-  auto ob = b->wait();
+  auto ob = b.wait();
   REQUIRE(failure(ob) == ump::errc::app_error);
   CHECK(ob.error().app() == 7);
-  CHECK(failure(c->wait()) == ump::errc::no_reply);
+  CHECK(failure(c.wait()) == ump::errc::no_reply);
 }
 
 TEST_CASE("server_dropped_holding_context_while_client_blocked_in_req") {
@@ -226,7 +227,7 @@ TEST_CASE("server_dropped_holding_context_while_client_blocked_in_req") {
   auto ctx = std::move(req->ctx);
   const std::uint64_t v = req->msg.value();
   { auto gone = std::move(srv); }
-  CHECK(std::move(ctx).reply(tracked(v * 3)).has_value());
+  CHECK(ctx.reply(tracked(v * 3)).has_value());
   requester.join();
   CHECK(got == 15u);
 }
@@ -277,15 +278,15 @@ TEST_CASE("last_client_sends_k_then_dies") {
         break;
       }
       seen.push_back(r->msg.value());
-      (void)std::move(r->ctx).reply(tracked(r->msg.value() + 1));
+      r->ctx.reply(tracked(r->msg.value() + 1));
     }
   });
 
   std::vector<wait_reply_t> pending;
   for (int i = 0; i < k; ++i) {
     auto w = cli.req_async(tracked(static_cast<std::uint64_t>(i)));
-    REQUIRE(w.has_value());
-    pending.push_back(std::move(*w));
+    REQUIRE(w.valid());
+    pending.push_back(std::move(w));
   }
   { auto gone = std::move(cli); }  // wait_replies outlive their client
   server.join();
@@ -315,7 +316,7 @@ TEST_CASE("last_client_sends_k_abandons_them_then_dies") {
   auto [srv, cli] = ump::channel<tracked, tracked, int>();
   for (int i = 0; i < k; ++i) {
     auto w = cli.req_async(tracked(static_cast<std::uint64_t>(i)));
-    REQUIRE(w.has_value());
+    REQUIRE(w.valid());
   }  // each wait_reply is destroyed at once: the request is abandoned, not withdrawn
   { auto gone = std::move(cli); }
 
@@ -330,7 +331,7 @@ TEST_CASE("last_client_sends_k_abandons_them_then_dies") {
     CHECK(r->msg.value() == static_cast<std::uint64_t>(delivered));
     ++delivered;
     CHECK_FALSE(r->ctx.requester_waiting());
-    if (failure(std::move(r->ctx).reply(tracked(0))) == ump::errc::origin_disappeared) ++origin_gone;
+    if (failure(r->ctx.reply(tracked(0))) == ump::errc::origin_disappeared) ++origin_gone;
   }
   CHECK(delivered == k);
   CHECK(origin_gone == k);
@@ -345,13 +346,13 @@ TEST_CASE("try_wait_on_empty_returns_nothing") {
   CHECK_FALSE(none->has_value());
 
   auto w = cli.req_async(tracked(5));
-  REQUIRE(w.has_value());
+  REQUIRE(w.valid());
   auto got = srv.try_wait();
   REQUIRE(got.has_value());
   REQUIRE(got->has_value());
   CHECK((*got)->msg.value() == 5);
-  CHECK(std::move((*got)->ctx).reply(tracked(6)).has_value());
-  auto r = w->wait();
+  CHECK((*got)->ctx.reply(tracked(6)).has_value());
+  auto r = w.wait();
   REQUIRE(r.has_value());
   CHECK(r->value() == 6);
 
@@ -366,7 +367,7 @@ TEST_CASE("try_wait_after_clients_gone") {
   auto [srv, cli] = ump::channel<tracked, tracked, int>();
   auto a = cli.req_async(tracked(1));
   auto b = cli.req_async(tracked(2));
-  REQUIRE((a && b));
+  REQUIRE_FALSE((a.ready() || b.ready()));  // sent, not yet answered
   { auto gone = std::move(cli); }
 
   // Queued requests come first, then clients_disappeared, for good.
@@ -384,8 +385,8 @@ TEST_CASE("try_wait_after_clients_gone") {
 
   first = ump::error<int>(ump::errc::no_reply);  // contexts dropped unreplied
   second = ump::error<int>(ump::errc::no_reply);
-  CHECK(failure(a->wait()) == ump::errc::no_reply);
-  CHECK(failure(b->wait()) == ump::errc::no_reply);
+  CHECK(failure(a.wait()) == ump::errc::no_reply);
+  CHECK(failure(b.wait()) == ump::errc::no_reply);
   CHECK(tracked::live() == before);
 }
 
@@ -408,12 +409,12 @@ TEST_CASE("wait_for_times_out_without_losing_anything") {
 
   // A queued request is returned even with a deadline already passed.
   auto w = cli.req_async(tracked(1));
-  REQUIRE(w.has_value());
+  REQUIRE(w.valid());
   auto got = srv.wait_for(std::chrono::nanoseconds(0));
   REQUIRE(got.has_value());
   CHECK(got->msg.value() == 1);
-  CHECK(std::move(got->ctx).reply(tracked(2)).has_value());
-  CHECK(w->wait().has_value());
+  CHECK(got->ctx.reply(tracked(2)).has_value());
+  CHECK(w.wait().has_value());
 
   // Requests arriving while the server keeps timing out: every one is delivered, in order.
   const int n = ump_test::scaled(2000);
@@ -440,7 +441,7 @@ TEST_CASE("wait_for_times_out_without_losing_anything") {
     }
     if (r->msg.value() != static_cast<std::uint64_t>(received)) ++out_of_order;
     ++received;
-    CHECK(std::move(r->ctx).reply(tracked(r->msg.value() * 2)).has_value());
+    CHECK(r->ctx.reply(tracked(r->msg.value() * 2)).has_value());
   }
   requester.join();
   MESSAGE("time-outs while requests were in flight: " << timeouts);
@@ -458,8 +459,8 @@ TEST_CASE("empty_and_queued_probes") {
   std::vector<wait_reply_t> pending;
   for (int i = 0; i < 3; ++i) {
     auto w = cli.req_async(tracked(static_cast<std::uint64_t>(i)));
-    REQUIRE(w.has_value());
-    pending.push_back(std::move(*w));
+    REQUIRE(w.valid());
+    pending.push_back(std::move(w));
     CHECK_FALSE(srv.empty());
     CHECK(srv.queued() == static_cast<std::size_t>(i) + 1);
   }
@@ -468,7 +469,7 @@ TEST_CASE("empty_and_queued_probes") {
     REQUIRE(r.has_value());
     CHECK(srv.queued() == static_cast<std::size_t>(i) - 1);
     CHECK(srv.empty() == (i == 1));
-    CHECK(std::move(r->ctx).reply(tracked(0)).has_value());
+    CHECK(r->ctx.reply(tracked(0)).has_value());
   }
   // An abandoned request still counts as queued until taken.
   { auto abandoned = cli.req_async(tracked(9)); }
@@ -496,15 +497,15 @@ TEST_CASE("server_dropped_after_receiving_one_of_a_batch") {
     std::vector<wait_reply_t> pending;
     for (int i = 0; i < n; ++i) {
       auto w = cli.req_async(tracked(static_cast<std::uint64_t>(i)));
-      REQUIRE(w.has_value());
-      pending.push_back(std::move(*w));
+      REQUIRE(w.valid());
+      pending.push_back(std::move(w));
     }
     {
       auto first = srv.wait();
       REQUIRE(first.has_value());
       CHECK(first->msg.value() == 0);
       CHECK(srv.queued() == static_cast<std::size_t>(n - 1));
-      CHECK(std::move(first->ctx).reply(tracked(100)).has_value());
+      CHECK(first->ctx.reply(tracked(100)).has_value());
     }
     { auto gone = std::move(srv); }
     int wrong = 0;

@@ -22,7 +22,7 @@ using namespace asio::experimental::awaitable_operators;
 asio::awaitable<void> doubler(ump::server<int, int>& srv) {
   while (auto req = co_await ump::asio::async_wait(srv, asio::use_awaitable)) {
     auto& [msg, ctx] = *req;
-    (void)std::move(ctx).reply(msg * 2);
+    ctx.reply(msg * 2);
   }
 }
 
@@ -50,7 +50,7 @@ int main() {
   {
     auto [srv, cli] = ump::channel<int, int>();
     std::thread worker([srv = std::move(srv)]() mutable {
-      while (auto req = srv.wait()) (void)std::move(req->ctx).reply(req->msg + 1);
+      while (auto req = srv.wait()) req->ctx.reply(req->msg + 1);
     });
     asio::io_context ioc;
     ump::asio::async_req(cli, 41, asio::bind_executor(ioc, [&ok](ump::result<int> r) {
@@ -84,7 +84,7 @@ int main() {
     ioc.run();
     auto late = srv.try_wait();  // the server still receives it...
     if (late && *late) {
-      auto r = std::move((*late)->ctx).reply(14);  // ...but nobody is waiting any more
+      auto r = (*late)->ctx.reply(14);  // ...but nobody is waiting any more
       std::printf("late reply: %s\n", r ? "delivered" : r.error().what());
       if (!r && r.error() == ump::errc::origin_disappeared) ++ok;
     }

@@ -2,9 +2,11 @@
 //
 // client<S, R, E> sends requests of type S and receives replies R (or error<E>). Copies are
 // independent clients of the same server; each copy keeps the server's "clients alive"
-// count up. A single client object may be used by several threads at once (its sends are
-// serialized by a short lock); a copy per thread is faster. Messages sent through one client
-// object reach the server in the order they were sent; nothing is promised across objects.
+// count up. A client object may be used by several threads at once. All messages of a
+// channel share one FIFO: a send that happens-before another (on one thread, or ordered by
+// any synchronisation between threads) is received first, whatever client object, copy or
+// thread made it. A moved-from client may only be assigned to or destroyed: any other use
+// aborts with a message naming the rule, in every build.
 //
 // weak_client<S, R, E> refers to the channel without counting as a client: when only weak
 // clients remain, the server's wait() returns clients_disappeared. upgrade() gives a client
@@ -44,11 +46,13 @@ class client {
   // Effect: sends `s` and blocks until the reply. Blocking: spins for the channel's spin
   // budget, then parks. Errors: server_disappeared (the server was gone before taking the
   // request; `s` has been destroyed), no_reply, app_error. Thread-safe.
-  result<R, E> req(S s) { return core_.request(std::move(s)); }
+  [[nodiscard]] result<R, E> req(S s) { return core_.request(std::move(s)); }
 
-  // Effect: sends `s` now; the returned wait_reply collects the outcome later (blocking or
-  // co_await). Never blocks. Errors: server_disappeared (immediately).
-  result<wait_reply<R, E>, E> req_async(S s) { return core_.request_async(std::move(s)); }
+  // Effect: sends `s` now; the returned wait_reply collects the outcome later, blocking
+  // (`cli.req_async(s).wait()`) or suspending (`co_await cli.req_async(s)`). Never blocks.
+  // Errors, reported when the outcome is collected: server_disappeared if the server was
+  // gone before taking the request (`s` has been destroyed at once), no_reply, app_error.
+  wait_reply<R, E> req_async(S s) { return core_.request_async(std::move(s)); }
 
   // Effect: sends `s` now and returns an awaitable; co_await yields result<R, E>. The
   // coroutine resumes through `sched` (default: inline on the replying thread, see

@@ -10,7 +10,8 @@
 // pool, so a post costs one enqueue and one announce. Other posts travel in a pooled node,
 // like requests.
 //
-// Ordering: posts and requests sent through one client object arrive in the order sent.
+// Ordering: posts and requests share the channel's one FIFO (see ump/client.hpp): a send that
+// happens-before another is received first, whatever client, post_client or thread made it.
 // Lifecycle and memory ordering are exactly those of ump (see ump/server.hpp, client.hpp):
 // queued posts are destroyed when the server is destroyed; post() after the server is gone
 // returns server_disappeared (the post is destroyed).
@@ -82,7 +83,7 @@ class message {
 template <class P, class S, class R, class E = void>
 class post_client {
  public:
-  // Effect: queues `p` for the server. Never blocks (the client's short send lock aside).
+  // Effect: queues `p` for the server. Never blocks (the channel's short send lock aside).
   // Errors: server_disappeared (p is destroyed).
   result<void, E> post(P p) {
     if constexpr (ump::detail::fits_inline<P>) {
@@ -108,8 +109,8 @@ class client {
   client& operator=(client&&) noexcept = default;
 
   // As ump::client::req / req_async / areq (see ump/client.hpp).
-  result<R, E> req(S s) { return core_.request(std::in_place_index<1>, std::move(s)); }
-  result<wait_reply<R, E>, E> req_async(S s) { return core_.request_async(std::in_place_index<1>, std::move(s)); }
+  [[nodiscard]] result<R, E> req(S s) { return core_.request(std::in_place_index<1>, std::move(s)); }
+  wait_reply<R, E> req_async(S s) { return core_.request_async(std::in_place_index<1>, std::move(s)); }
   template <scheduler Sched = inline_scheduler>
   ump::detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
     return core_.request_awaitable(std::move(sched), std::in_place_index<1>, std::move(s));

@@ -34,7 +34,7 @@ using ump_test::tracked;
 void blocking_doubling_server(ump::server<int, int> srv) {
   while (auto r = srv.wait()) {
     auto& [msg, ctx] = *r;
-    (void)std::move(ctx).reply(msg * 2);
+    ctx.reply(msg * 2);
   }
 }
 
@@ -123,7 +123,7 @@ TEST_CASE("use_future_with_app_error") {
   auto [srv, cli] = ump::channel<int, int, std::string>();
   std::thread server([s = std::move(srv)]() mutable {
     auto r = s.wait();
-    (void)std::move(r->ctx).fail("nope");
+    r->ctx.fail("nope");
   });
   auto f = ump::asio::async_req(cli, 1, asio::use_future);
   auto r = f.get();
@@ -139,7 +139,7 @@ asio::awaitable<void> awaitable_server(ump::server<int, int>& srv, long* served,
     *on_io = *on_io && ioc->get_executor().running_in_this_thread();
     if (!r) co_return;
     auto& [msg, ctx] = *r;
-    if (std::move(ctx).reply(msg + 1)) ++*served;
+    if (ctx.reply(msg + 1)) ++*served;
   }
 }
 
@@ -202,7 +202,7 @@ TEST_CASE("async_wait_callback_server_with_blocking_clients") {
                               last = r.error().code();
                               return;
                             }
-                            if (std::move(r->ctx).reply(r->msg * 3)) ++served;
+                            if (r->ctx.reply(r->msg * 3)) ++served;
                             serve();
                           }));
   };
@@ -242,7 +242,7 @@ TEST_CASE("ng_async_wait_receives_posts_and_requests_and_async_req_works") {
                               return;
                             }
                             if (m->is_post()) total += m->post();
-                            else (void)std::move(m->req().ctx).reply(total);
+                            else m->req().ctx.reply(total);
                             serve();
                           }));
   };
@@ -274,7 +274,7 @@ TEST_CASE("unrun_completion_is_released_when_the_io_context_is_destroyed") {
     auto r = srv.try_wait();
     REQUIRE(r);
     REQUIRE(r->has_value());
-    CHECK(std::move((*r)->ctx).reply(tracked(2)));  // delivered; completion queued on ioc
+    CHECK((*r)->ctx.reply(tracked(2)));  // delivered; completion queued on ioc
   }  // ioc destroyed without running: the handler and the reply are destroyed
   CHECK_FALSE(called);
 }

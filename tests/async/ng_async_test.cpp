@@ -53,7 +53,7 @@ ump::task<void> summing_server(sum_server& srv, Sched sched, server_log* log) {
       ++log->posts;
     } else {
       ++log->requests;
-      (void)std::move(m->req().ctx).reply(log->total);
+      m->req().ctx.reply(log->total);
     }
   }
 }
@@ -62,7 +62,7 @@ void blocking_summing_server(sum_server srv) {
   long total = 0;
   while (auto m = srv.wait()) {
     if (m->is_post()) total += m->post();
-    else (void)std::move(m->req().ctx).reply(total);
+    else m->req().ctx.reply(total);
   }
 }
 
@@ -214,7 +214,7 @@ TEST_CASE("ng_areq_inline_resumes_on_the_replying_thread") {
     auto m = s.wait();
     taken.count_down();
     go.wait();
-    (void)std::move(m->req().ctx).reply(99);
+    m->req().ctx.reply(99);
   });
   std::thread::id resumed_on;
   long got = 0;
@@ -306,7 +306,7 @@ TEST_CASE("ng_coroutine_destroyed_while_suspended_in_areq") {
   auto& req = (*second)->req();
   CHECK(req.msg.value() == 2);
   CHECK_FALSE(req.ctx.requester_waiting());
-  auto rep = std::move(req.ctx).reply(tracked(3));
+  auto rep = req.ctx.reply(tracked(3));
   REQUIRE_FALSE(rep);
   CHECK(rep.error() == errc::origin_disappeared);
   CHECK_FALSE(resumed);

@@ -47,7 +47,7 @@ ump::task<void> recording_server(ump::server<int, int>& srv, std::vector<int>& s
       co_return;
     }
     seen.push_back(r->msg);
-    (void)std::move(r->ctx).reply(r->msg + 100);
+    r->ctx.reply(r->msg + 100);
   }
 }
 
@@ -66,9 +66,9 @@ TEST_CASE("stale_wake_after_server_rearmed_does_not_resume_it") {
 
   // Sender B wakes the server (inline: on this thread); it takes 1 and 2 and registers again.
   auto b = cli.req_async(2);
-  REQUIRE(b.has_value());
+  REQUIRE(b.valid());
   CHECK(seen == std::vector<int>{1, 2});
-  CHECK(*b->wait() == 102);
+  CHECK(*b.wait() == 102);
 
   // A pays its wake now: it claims the new registration, made after message 1 was taken.
   core_a.state()->wake_server();
@@ -133,7 +133,7 @@ ump::task<void> recording_ng_server(ump::ng::server<P, int, int>& srv, std::vect
     if (m->is_post()) {
       posts.push_back(std::move(m->post()));
     } else {
-      (void)std::move(m->req().ctx).reply(m->req().msg);
+      m->req().ctx.reply(m->req().msg);
     }
   }
 }

@@ -49,7 +49,7 @@ ump::task<void> doubling_server(int_server& srv, Sched sched, server_log* log) {
       co_return;
     }
     auto& [msg, ctx] = *r;
-    if (std::move(ctx).reply(msg * 2)) ++log->served;
+    if (ctx.reply(msg * 2)) ++log->served;
   }
 }
 
@@ -76,7 +76,7 @@ ump::task<void> asking_client(int_client cli, Sched sched, int first, int count,
 void blocking_doubling_server(int_server srv) {
   while (auto r = srv.wait()) {
     auto& [msg, ctx] = *r;
-    (void)std::move(ctx).reply(msg * 2);
+    ctx.reply(msg * 2);
   }
 }
 
@@ -160,7 +160,7 @@ TEST_CASE("areq_inline_resumes_on_the_replying_thread") {
     auto r = s.wait();
     taken.count_down();
     go.wait();
-    (void)std::move(r->ctx).reply(r->msg + 1);
+    r->ctx.reply(r->msg + 1);
   });
   std::thread::id resumed_on;
   int got = 0;
@@ -180,6 +180,37 @@ TEST_CASE("areq_inline_resumes_on_the_replying_thread") {
   CHECK(resumed_on == server_id);
 }
 
+TEST_CASE("co_await_req_async_collects_a_reply_or_the_early_failure") {
+  // co_await on the prvalue req_async() returns: the reply, or server_disappeared carried
+  // inside the wait_reply when the server was gone before the send.
+  auto [srv, cli] = ump::channel<int, int>();
+  std::thread server(blocking_doubling_server, std::move(srv));
+  auto body = [](int_client c) -> ump::task<int> {
+    int sum = 0;
+    for (int i = 0; i < 10; ++i) sum += *co_await c.req_async(i);
+    co_return sum;
+  };
+  CHECK(ump::sync_wait(body(cli)) == 2 * 45);
+  { auto last = std::move(cli); }
+  server.join();
+
+  auto [srv2, cli2] = ump::channel<int, int>();
+  { auto gone = std::move(srv2); }
+  auto late = [](int_client c) -> ump::task<ump::errc> {
+    auto r = co_await c.req_async(1);
+    co_return r.error().code();
+  };
+  CHECK(ump::sync_wait(late(cli2)) == ump::errc::server_disappeared);
+}
+
+// co_await on an lvalue wait_reply would consume it silently: it does not compile.
+template <class W>
+concept co_awaitable_as_lvalue = requires(W& w) { w.operator co_await(); };
+template <class W>
+concept co_awaitable_as_rvalue = requires(W&& w) { std::move(w).operator co_await(); };
+static_assert(co_awaitable_as_rvalue<ump::wait_reply<int, void>>);
+static_assert(!co_awaitable_as_lvalue<ump::wait_reply<int, void>>);
+
 TEST_CASE("co_await_wait_reply_resumes_inline_on_replier_or_on_loop") {
   auto [srv, cli] = ump::channel<int, int>();
   std::thread server(blocking_doubling_server, std::move(srv));
@@ -191,14 +222,14 @@ TEST_CASE("co_await_wait_reply_resumes_inline_on_replier_or_on_loop") {
     // Through the loop's scheduler: always back on the loop thread.
     for (int i = 0; i < 10; ++i) {
       auto wr = c.req_async(i);
-      auto aw = std::move(*wr).async_wait(l->scheduler());
+      auto aw = std::move(wr).async_wait(l->scheduler());
       auto r = co_await std::move(aw);
       *on_loop = *on_loop && l->running_in_this_thread();
       *sum += *r;
     }
     // Inline: continues on whichever thread completed it (the server's, if it suspended).
     auto wr = c.req_async(100);
-    auto r = co_await std::move(*wr);
+    auto r = co_await std::move(wr);
     ids->push_back(std::this_thread::get_id());
     *sum += *r;
   };
@@ -305,8 +336,8 @@ TEST_CASE("async_outcomes_match_the_blocking_ones") {
     for (int i = 0; i < 3; ++i) {
       auto r = s.wait();
       auto& [msg, ctx] = *r;
-      if (msg == 0) (void)std::move(ctx).reply(10);
-      if (msg == 1) (void)std::move(ctx).fail(-1);
+      if (msg == 0) ctx.reply(10);
+      if (msg == 1) ctx.fail(-1);
       // msg == 2: ctx dropped unanswered
     }
   });
@@ -403,7 +434,7 @@ TEST_CASE("server_destroyed_after_taking_one_request_its_context_still_reaches_t
   REQUIRE(first->has_value());
   { auto gone = std::move(srv); }
   auto& [msg, ctx] = **first;
-  CHECK(std::move(ctx).reply(tracked(msg.value() * 10)));
+  CHECK(ctx.reply(tracked(msg.value() * 10)));
   loop.run();
   CHECK(replies == std::vector<std::uint64_t>{70});
   CHECK(disappeared == 2);
@@ -458,7 +489,7 @@ TEST_CASE("coroutine_destroyed_while_suspended_in_areq_is_never_resumed") {
     auto& [msg, ctx] = **r;
     CHECK(msg.value() == 1);
     CHECK_FALSE(ctx.requester_waiting());
-    auto rep = std::move(ctx).reply(tracked(2));
+    auto rep = ctx.reply(tracked(2));
     REQUIRE_FALSE(rep);
     CHECK(rep.error() == errc::origin_disappeared);
   }
@@ -472,7 +503,7 @@ TEST_CASE("coroutine_destroyed_while_suspended_in_areq_is_never_resumed") {
     CHECK(ctx.requester_waiting());
     o.reset();
     CHECK_FALSE(ctx.requester_waiting());
-    auto rep = std::move(ctx).reply(tracked(3));
+    auto rep = ctx.reply(tracked(3));
     REQUIRE_FALSE(rep);
     CHECK(rep.error() == errc::origin_disappeared);
   }
@@ -489,7 +520,7 @@ TEST_CASE("coroutine_destroyed_while_suspended_in_areq_is_never_resumed") {
     auto r = srv.try_wait();
     REQUIRE(r);
     REQUIRE(r->has_value());
-    auto rep = std::move((*r)->ctx).reply(tracked(5));
+    auto rep = (*r)->ctx.reply(tracked(5));
     REQUIRE_FALSE(rep);
     CHECK(rep.error() == errc::origin_disappeared);
   }
@@ -513,7 +544,7 @@ TEST_CASE("loop_destroyed_after_the_reply_scheduled_the_resumption") {
     auto r = srv.try_wait();
     REQUIRE(r);
     REQUIRE(r->has_value());
-    CHECK(std::move((*r)->ctx).reply(tracked(2)));  // delivered: the resumption is queued
+    CHECK((*r)->ctx.reply(tracked(2)));  // delivered: the resumption is queued
   }
   CHECK_FALSE(resumed);
 }
@@ -531,12 +562,12 @@ TEST_CASE("server_coroutine_destroyed_while_suspended_in_async_wait") {
     REQUIRE_FALSE(o.done());
   }  // the waiter is withdrawn
   auto wr = cli.req_async(tracked(8));  // a send after that touches nothing dead
-  REQUIRE(wr);
+  REQUIRE(wr.valid());
   auto r = srv.try_wait();  // the server itself is still usable
   REQUIRE(r);
   REQUIRE(r->has_value());
-  CHECK(std::move((*r)->ctx).reply(tracked((*r)->msg.value() + 1)));
-  auto rep = wr->wait();
+  CHECK((*r)->ctx.reply(tracked((*r)->msg.value() + 1)));
+  auto rep = wr.wait();
   REQUIRE(rep);
   CHECK(rep->value() == 9);
   CHECK_FALSE(resumed);
@@ -607,7 +638,7 @@ TEST_CASE("wait_reply_await_racing_the_reply") {
   auto body = [](int_client c, ump::run_loop* l, int n, long* wrong) -> ump::task<void> {
     for (int i = 0; i < n; ++i) {
       auto wr = c.req_async(i);
-      auto aw = std::move(*wr).async_wait(l->scheduler());
+      auto aw = std::move(wr).async_wait(l->scheduler());
       auto r = co_await std::move(aw);
       if (!r || *r != 2 * i) ++*wrong;
     }

@@ -58,7 +58,7 @@ TEST_CASE("request_move_throws_sender_gets_exception_queue_unchanged") {
   auto [srv, cli] = ump::channel<tracked, tracked>();
 
   auto first = cli.req_async(tracked(1));  // already queued before the failures
-  REQUIRE(first);
+  REQUIRE(first.valid());
 
   // The argument is built in place (no move); the first move is the one into the channel.
   tracked::throw_on_move(1);
@@ -70,7 +70,7 @@ TEST_CASE("request_move_throws_sender_gets_exception_queue_unchanged") {
   CHECK(srv.queued() == 1);
 
   auto next = cli.req_async(tracked(5));  // the next send works
-  REQUIRE(next);
+  REQUIRE(next.valid());
   CHECK(srv.queued() == 2);
 
   for (std::uint64_t expected : {1u, 5u}) {
@@ -78,16 +78,16 @@ TEST_CASE("request_move_throws_sender_gets_exception_queue_unchanged") {
     REQUIRE(rq);
     REQUIRE(rq->has_value());
     CHECK((*rq)->msg.value() == expected);
-    CHECK(std::move((*rq)->ctx).reply(tracked(expected * 10)).has_value());
+    CHECK((*rq)->ctx.reply(tracked(expected * 10)).has_value());
   }
   auto none = srv.try_wait();
   REQUIRE(none);
   CHECK_FALSE(none->has_value());  // the server saw nothing of the failed sends
 
-  auto r1 = first->wait();
+  auto r1 = first.wait();
   REQUIRE(r1);
   CHECK(r1->value() == 10);
-  auto r5 = next->wait();
+  auto r5 = next.wait();
   REQUIRE(r5);
   CHECK(r5->value() == 50);
 }
@@ -108,7 +108,7 @@ TEST_CASE("ng_post_and_request_move_throws_sender_gets_exception_queue_unchanged
 
   REQUIRE(poster.post(tracked(4)));
   auto wr = cli.req_async(tracked(5));
-  REQUIRE(wr);
+  REQUIRE(wr.valid());
   CHECK(srv.queued() == 2);
 
   auto m1 = srv.wait();
@@ -119,9 +119,9 @@ TEST_CASE("ng_post_and_request_move_throws_sender_gets_exception_queue_unchanged
   REQUIRE(m2);
   REQUIRE(m2->is_request());
   CHECK(m2->req().msg.value() == 5);
-  CHECK(std::move(m2->req().ctx).reply(tracked(50)).has_value());
+  CHECK(m2->req().ctx.reply(tracked(50)).has_value());
   CHECK(srv.empty());
-  auto r = wr->wait();
+  auto r = wr.wait();
   REQUIRE(r);
   CHECK(r->value() == 50);
 }
@@ -137,7 +137,7 @@ TEST_CASE("request_move_throws_while_server_blocked_in_wait") {
     auto rq = s.wait();
     if (!rq) return;
     received = rq->msg.value();
-    (void)std::move(rq->ctx).reply(tracked(rq->msg.value() + 1));
+    rq->ctx.reply(tracked(rq->msg.value() + 1));
   });
   tracked::throw_on_move(1);
   CHECK_THROWS_AS((void)cli.req(tracked(1)), move_failure);
@@ -158,27 +158,27 @@ TEST_CASE("reply_move_throws_context_stays_live_each_move_in_turn") {
   for (long k = 1; k <= max_moves && !delivered; ++k) {
     CAPTURE(k);
     auto wr = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
-    REQUIRE(wr);
+    REQUIRE(wr.valid());
     auto rq = srv.wait();
     REQUIRE(rq);
     tracked::throw_on_move(k);
     try {
-      auto sent = std::move(rq->ctx).reply(tracked(100));
+      auto sent = rq->ctx.reply(tracked(100));
       tracked::throw_on_move(0);  // no throw: disarm before anything else moves
       CHECK(sent.has_value());
       delivered = true;
-      auto r = wr->wait();
+      auto r = wr.wait();
       REQUIRE(r);
       CHECK(r->value() == 100);
     } catch (const move_failure&) {
       ++throws;
       // Nothing was delivered and the context still owes an answer.
       CHECK(rq->ctx.pending());
-      CHECK_FALSE(wr->ready());
+      CHECK_FALSE(wr.ready());
       // It still works: answer now, on the second attempt.
-      CHECK(std::move(rq->ctx).reply(tracked(200)).has_value());
+      CHECK(rq->ctx.reply(tracked(200)).has_value());
       CHECK_FALSE(rq->ctx.pending());
-      auto r = wr->wait();
+      auto r = wr.wait();
       REQUIRE(r);
       CHECK(r->value() == 200);
     }
@@ -197,14 +197,14 @@ TEST_CASE("reply_move_throws_then_context_dropped_gives_no_reply_each_move_in_tu
   for (long k = 1; k <= max_moves && !delivered; ++k) {
     CAPTURE(k);
     auto wr = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
-    REQUIRE(wr);
+    REQUIRE(wr.valid());
     bool threw = false;
     {
       auto rq = srv.wait();
       REQUIRE(rq);
       tracked::throw_on_move(k);
       try {
-        auto sent = std::move(rq->ctx).reply(tracked(100));
+        auto sent = rq->ctx.reply(tracked(100));
         tracked::throw_on_move(0);
         CHECK(sent.has_value());
         delivered = true;
@@ -214,7 +214,7 @@ TEST_CASE("reply_move_throws_then_context_dropped_gives_no_reply_each_move_in_tu
         CHECK(rq->ctx.pending());
       }
     }  // the request (and its live context, if the reply threw) is destroyed here
-    auto r = wr->wait();
+    auto r = wr.wait();
     if (threw) {
       REQUIRE_FALSE(r);
       CHECK(r.error().code() == ump::errc::no_reply);
@@ -236,25 +236,25 @@ TEST_CASE("fail_value_move_throws_context_stays_live_each_move_in_turn") {
   for (long k = 1; k <= max_moves && !delivered; ++k) {
     CAPTURE(k);
     auto wr = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
-    REQUIRE(wr);
+    REQUIRE(wr.valid());
     auto rq = srv.wait();
     REQUIRE(rq);
     tracked::throw_on_move(k);
     try {
-      auto sent = std::move(rq->ctx).fail(tracked(7));
+      auto sent = rq->ctx.fail(tracked(7));
       tracked::throw_on_move(0);
       CHECK(sent.has_value());
       delivered = true;
-      auto r = wr->wait();
+      auto r = wr.wait();
       REQUIRE_FALSE(r);
       REQUIRE(r.error().code() == ump::errc::app_error);
       CHECK(r.error().app().value() == 7);
     } catch (const move_failure&) {
       ++throws;
       CHECK(rq->ctx.pending());
-      CHECK_FALSE(wr->ready());
+      CHECK_FALSE(wr.ready());
       { auto dropped = std::move(rq->ctx); }  // the live context, destroyed unanswered
-      auto r = wr->wait();
+      auto r = wr.wait();
       REQUIRE_FALSE(r);
       CHECK(r.error().code() == ump::errc::no_reply);
     }
@@ -276,7 +276,7 @@ TEST_CASE("reply_move_throws_while_requester_blocked_then_context_dropped_no_han
     auto rq = srv.wait();
     REQUIRE(rq);
     tracked::throw_on_move(1);  // the client is blocked in req() and moves nothing meanwhile
-    CHECK_THROWS_AS((void)std::move(rq->ctx).reply(tracked(2)), move_failure);
+    CHECK_THROWS_AS(rq->ctx.reply(tracked(2)), move_failure);
     CHECK(rq->ctx.pending());
   }  // the live context is destroyed: the blocked requester must wake with no_reply
   client.join();
@@ -295,21 +295,21 @@ TEST_CASE("reply_move_throws_while_requester_takes_it") {
   for (long k = 1; k <= max_moves && !taken; ++k) {
     CAPTURE(k);
     auto wr = cli.req_async(tracked(1));
-    REQUIRE(wr);
+    REQUIRE(wr.valid());
     auto rq = srv.wait();
     REQUIRE(rq);
-    CHECK(std::move(rq->ctx).reply(tracked(2)).has_value());
-    REQUIRE(wr->ready());
+    CHECK(rq->ctx.reply(tracked(2)).has_value());
+    REQUIRE(wr.ready());
     tracked::throw_on_move(k);
     try {
-      auto r = wr->wait();
+      auto r = wr.wait();
       tracked::throw_on_move(0);
       REQUIRE(r);
       CHECK(r->value() == 2);
       taken = true;
     } catch (const move_failure&) {
       ++throws;
-      CHECK_FALSE(wr->valid());  // consumed: the outcome is gone, not left for a retry
+      CHECK_FALSE(wr.valid());  // consumed: the outcome is gone, not left for a retry
     }
   }
   CHECK(taken);
@@ -327,7 +327,7 @@ TEST_CASE("message_move_throws_in_server_wait_requester_gets_no_reply_each_move_
       CAPTURE(how);
       CAPTURE(k);
       auto wr = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
-      REQUIRE(wr);
+      REQUIRE(wr.valid());
       tracked::throw_on_move(k);
       try {
         std::optional<ump::request<tracked, tracked>> rq;
@@ -345,15 +345,15 @@ TEST_CASE("message_move_throws_in_server_wait_requester_gets_no_reply_each_move_
         }
         received = true;
         CHECK(rq->msg.value() == static_cast<std::uint64_t>(k));
-        CHECK(std::move(rq->ctx).reply(tracked(9)).has_value());
-        auto r = wr->wait();
+        CHECK(rq->ctx.reply(tracked(9)).has_value());
+        auto r = wr.wait();
         REQUIRE(r);
         CHECK(r->value() == 9);
       } catch (const move_failure&) {
         ++throws;
         // The request was taken off the queue, its message destroyed, its context dropped.
         CHECK(srv.empty());
-        auto r = wr->wait();
+        auto r = wr.wait();
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == ump::errc::no_reply);
       }
@@ -378,8 +378,8 @@ TEST_CASE("ng_message_move_throws_in_server_wait_each_move_in_turn") {
         REQUIRE(cli.post(tracked(static_cast<std::uint64_t>(k))));
       } else {
         auto w = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
-        REQUIRE(w);
-        wr.emplace(std::move(*w));
+        REQUIRE(w.valid());
+        wr.emplace(std::move(w));
       }
       tracked::throw_on_move(k);
       try {
@@ -393,7 +393,7 @@ TEST_CASE("ng_message_move_throws_in_server_wait_each_move_in_turn") {
         } else {
           REQUIRE(m->is_request());
           CHECK(m->req().msg.value() == static_cast<std::uint64_t>(k));
-          CHECK(std::move(m->req().ctx).reply(tracked(9)).has_value());
+          CHECK(m->req().ctx.reply(tracked(9)).has_value());
           auto r = wr->wait();
           REQUIRE(r);
           CHECK(r->value() == 9);
@@ -432,11 +432,11 @@ TEST_CASE("message_move_throws_in_server_wait_while_requester_blocked_no_hang") 
   CHECK(*outcome == ump::errc::no_reply);
   // The server keeps working after the exception.
   auto wr = cli.req_async(tracked(2));
-  REQUIRE(wr);
+  REQUIRE(wr.valid());
   auto rq = srv.wait();
   REQUIRE(rq);
-  CHECK(std::move(rq->ctx).reply(tracked(3)).has_value());
-  auto r = wr->wait();
+  CHECK(rq->ctx.reply(tracked(3)).has_value());
+  auto r = wr.wait();
   REQUIRE(r);
   CHECK(r->value() == 3);
 }

@@ -53,7 +53,7 @@ TEST_CASE("client_write_before_req_visible_after_server_wait") {
       REQUIRE(rq);
       CHECK(written == i + 1);  // plain read after the server received the request
       CHECK(rq->msg == i);
-      CHECK(std::move(rq->ctx).reply(0).has_value());
+      CHECK(rq->ctx.reply(0).has_value());
       client.join();
       CHECK(sent_ok);
     }
@@ -80,7 +80,7 @@ TEST_CASE("client_write_before_req_visible_after_server_try_wait") {
         }
       }
       CHECK(written == i + 1);
-      CHECK(std::move(got->ctx).reply(0).has_value());
+      CHECK(got->ctx.reply(0).has_value());
       client.join();
     }
   }
@@ -99,7 +99,7 @@ TEST_CASE("server_write_before_reply_visible_after_req_returns") {
       auto rq = srv.wait();
       REQUIRE(rq);
       written = i + 7;  // plain write before replying
-      CHECK(std::move(rq->ctx).reply(i).has_value());
+      CHECK(rq->ctx.reply(i).has_value());
       client.join();
       CHECK(seen == i + 7);
     }
@@ -119,7 +119,7 @@ TEST_CASE("server_write_before_fail_visible_after_req_returns_app_error") {
       auto rq = srv.wait();
       REQUIRE(rq);
       written = i + 11;
-      CHECK(std::move(rq->ctx).fail(i).has_value());
+      CHECK(rq->ctx.fail(i).has_value());
       client.join();
       CHECK(seen == i + 11);
     }
@@ -162,7 +162,7 @@ TEST_CASE("replier_thread_write_before_reply_visible_after_req_returns") {
       REQUIRE(rq);
       std::thread replier([&, ctx = std::move(rq->ctx)]() mutable {
         written = i + 17;  // the third thread writes, then replies
-        reply_ok = std::move(ctx).reply(i).has_value();
+        reply_ok = ctx.reply(i).has_value();
       });
       client.join();
       replier.join();
@@ -182,15 +182,15 @@ TEST_CASE("server_write_before_reply_visible_after_wait_reply_wait") {
       std::thread client([&, c = cli]() mutable {
         to_server = i + 1;
         auto wr = c.req_async(i);
-        if (!wr) return;
-        auto r = wr->wait();  // blocking wait on the split request, no coroutine
+        if (!wr.valid()) return;
+        auto r = wr.wait();  // blocking wait on the split request, no coroutine
         seen = r ? to_client : -2;
       });
       auto rq = srv.wait();
       REQUIRE(rq);
       CHECK(to_server == i + 1);
       to_client = i + 19;
-      CHECK(std::move(rq->ctx).reply(i).has_value());
+      CHECK(rq->ctx.reply(i).has_value());
       client.join();
       CHECK(seen == i + 19);
     }
@@ -235,7 +235,7 @@ TEST_CASE("ng_request_edges_both_ways") {
       REQUIRE(m->is_request());
       CHECK(to_server == i + 29);
       to_client = i + 31;
-      CHECK(std::move(m->req().ctx).reply(i).has_value());
+      CHECK(m->req().ctx.reply(i).has_value());
       client.join();
       CHECK(seen == i + 31);
     }

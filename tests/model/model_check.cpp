@@ -74,7 +74,7 @@ struct senders_vs_parking_server : scenario<senders_vs_parking_server, 3> {
       auto [msg, ctx] = std::move(*m);
       RL_ASSERT(msg == 1 || msg == 2);
       ++seen[msg];
-      RL_ASSERT(std::move(ctx).reply(msg * 10));
+      RL_ASSERT(ctx.reply(msg * 10));
     }
     RL_ASSERT(seen[1] == 1 && seen[2] == 1);
   }
@@ -118,7 +118,7 @@ struct close_vs_send : scenario<close_vs_send, 3> {
     RL_ASSERT(m.has_value());  // clients are alive until their request has its outcome
     if (*m) {
       auto [msg, ctx] = std::move(**m);
-      RL_ASSERT(std::move(ctx).reply(msg * 10));
+      RL_ASSERT(ctx.reply(msg * 10));
       ++replied;
     }
     srv.reset();  // close: fails every request queued or announced by now
@@ -144,9 +144,9 @@ struct last_drop_vs_park : scenario<last_drop_vs_park, 3> {
     if (i < 2) {
       const int v = static_cast<int>(i) + 1;
       auto w = cli[i]->req_async(v);
-      RL_ASSERT(w.has_value());
+      RL_ASSERT(w.valid());
       cli[i].reset();  // the last drop may race the other sender's announce and the park
-      auto r = w->wait();
+      auto r = w.wait();
       RL_ASSERT(r && *r == v * 10);
       return;
     }
@@ -160,7 +160,7 @@ struct last_drop_vs_park : scenario<last_drop_vs_park, 3> {
       auto [msg, ctx] = std::move(*m);
       RL_ASSERT(msg == 1 || msg == 2);
       ++seen[msg];
-      RL_ASSERT(std::move(ctx).reply(msg * 10));
+      RL_ASSERT(ctx.reply(msg * 10));
     }
   }
   void finish() {
@@ -224,7 +224,7 @@ struct weak_upgrade_vs_last_drop : scenario<weak_upgrade_vs_last_drop, 3> {
       }
       auto [msg, ctx] = std::move(*m);
       ++received;
-      RL_ASSERT(std::move(ctx).reply(msg * 10));
+      RL_ASSERT(ctx.reply(msg * 10));
     }
     RL_ASSERT(!weak[1]->upgrade().has_value());  // zero strong clients is final
     weak[1].reset();
@@ -257,8 +257,8 @@ struct reply_vs_abandon : scenario<reply_vs_abandon, 2> {
     srv.emplace(std::move(s));
     for (int k = 0; k < 2; ++k) {
       auto r = c.req_async(k);
-      RL_ASSERT(r.has_value());
-      w[k].emplace(std::move(*r));
+      RL_ASSERT(r.valid());
+      w[k].emplace(std::move(r));
     }
     for (int k = 0; k < 2; ++k) {
       auto m = srv->try_wait();
@@ -270,7 +270,7 @@ struct reply_vs_abandon : scenario<reply_vs_abandon, 2> {
   void thread(unsigned i) {
     if (i == 0) {
       for (int k = 0; k < 2; ++k) {
-        auto r = std::move(*ctx[k]).reply(k + 100);
+        auto r = ctx[k]->reply(k + 100);
         RL_ASSERT(r || r.error() == errc::origin_disappeared);
         delivered[k] = static_cast<bool>(r);
         ctx[k].reset();
@@ -336,7 +336,7 @@ struct async_server_stale_wake : scenario<async_server_stale_wake, 2> {
       auto [msg, ctx] = std::move(*m);
       RL_ASSERT(msg == 1 || msg == 2);
       ++t->seen[msg];
-      RL_ASSERT(std::move(ctx).reply(msg * 10));
+      RL_ASSERT(ctx.reply(msg * 10));
     }
   }
 
@@ -415,7 +415,7 @@ struct withdraw_vs_wake : scenario<withdraw_vs_wake, 3> {
     int served = 0;
     const auto serve = [&](ump::request<int, int>& rq) {
       RL_ASSERT(rq.msg == 1 || rq.msg == 2);
-      RL_ASSERT(std::move(rq.ctx).reply(rq.msg * 10));
+      RL_ASSERT(rq.ctx.reply(rq.msg * 10));
       ++served;
     };
     if (!withdrawn) {
@@ -472,7 +472,7 @@ struct withdraw_vs_stale_wake : scenario<withdraw_vs_stale_wake, 3> {
 
   void serve(ump::request<int, int>& rq) {
     RL_ASSERT(rq.msg == 1 || rq.msg == 2);
-    RL_ASSERT(std::move(rq.ctx).reply(rq.msg * 10));
+    RL_ASSERT(rq.ctx.reply(rq.msg * 10));
     ++served;
   }
   void drain() {
@@ -610,7 +610,7 @@ struct negative_lost_wake : scenario<negative_lost_wake, 2, rl::test_result_dead
     auto m = srv->wait();
     RL_ASSERT(m.has_value());
     auto [msg, ctx] = std::move(*m);
-    RL_ASSERT(std::move(ctx).reply(msg * 10));
+    RL_ASSERT(ctx.reply(msg * 10));
   }
   void finish() {
     cli.reset();

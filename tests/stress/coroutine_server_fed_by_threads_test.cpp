@@ -38,7 +38,7 @@ ump::task<long> summing_server(ump::server<int, int>& srv, Sched sched = {}) {
       CHECK(r.error() == errc::clients_disappeared);
       co_return served;
     }
-    (void)std::move(r->ctx).reply(r->msg + 1);
+    r->ctx.reply(r->msg + 1);
     ++served;
   }
 }
@@ -113,7 +113,7 @@ ump::task<void> recording_ng_server(ump::ng::server<P, int, int> srv, ng_round_l
     if (m->is_post()) {
       log.posts.push_back(std::move(m->post()));
     } else {
-      (void)std::move(m->req().ctx).reply(m->req().msg);
+      m->req().ctx.reply(m->req().msg);
       ++log.requests;
     }
   }

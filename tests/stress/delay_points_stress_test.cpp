@@ -161,14 +161,16 @@ void client_ops(Client c, int t, int ops, counts& out, async_slot& slot) {
     if (op < 40) {
       record(out, c.req(tracked(v)), v);
     } else if (op < 65) {
-      if (auto wr = c.req_async(tracked(v))) {
-        record(out, wr->wait(), v);
-      } else {
-        out.gone.fetch_add(1, std::memory_order_relaxed);
-      }
+      record(out, c.req_async(tracked(v)).wait(), v);
     } else if (op < 75) {
+      // Abandoned at once, unless the outcome is already there (the server was gone, or it
+      // answered first): then it is collected.
       auto wr = c.req_async(tracked(v));
-      (wr ? out.abandoned : out.gone).fetch_add(1, std::memory_order_relaxed);
+      if (wr.ready()) {
+        record(out, wr.wait(), v);
+      } else {
+        out.abandoned.fetch_add(1, std::memory_order_relaxed);
+      }
     } else {
       ++ticket;
       by_coroutine(c, v, out, slot, ticket);
@@ -192,16 +194,16 @@ server_counts serve(Server srv, long stop_after) {
   std::uint64_t rs = 0x5e7e7ULL;
   std::vector<std::pair<ctx_type, std::uint64_t>> held;
   auto flush = [&] {
-    for (auto& [ctx, v] : held) (void)std::move(ctx).reply(tracked(v + 1));
+    for (auto& [ctx, v] : held) ctx.reply(tracked(v + 1));
     held.clear();
   };
   auto handle = [&](tracked& msg, ctx_type& ctx) {
     const std::uint64_t v = msg.value();
     const std::uint64_t how = splitmix(rs) % 100;
     if (how < 55) {
-      (void)std::move(ctx).reply(tracked(v + 1));
+      ctx.reply(tracked(v + 1));
     } else if (how < 70) {
-      (void)std::move(ctx).fail(tracked(v));
+      ctx.fail(tracked(v));
     } else if (how < 80) {
       ctx_type gone = std::move(ctx);  // dropped unanswered
     } else {

@@ -234,9 +234,9 @@ template <class Ctx>
 void answer(Ctx ctx, std::uint64_t id, std::uint64_t choice, std::vector<did>& actions) {
   auto& a = actions[static_cast<std::size_t>(id)];
   if (choice < 60) {
-    a = std::move(ctx).reply(tracked(reply_value(id))) ? did::replied_delivered : did::replied_origin_gone;
+    a = ctx.reply(tracked(reply_value(id))) ? did::replied_delivered : did::replied_origin_gone;
   } else if (choice < 80) {
-    a = std::move(ctx).fail(tracked(fail_value(id))) ? did::failed_delivered : did::failed_origin_gone;
+    a = ctx.fail(tracked(fail_value(id))) ? did::failed_delivered : did::failed_origin_gone;
   } else {
     a = did::dropped;
     Ctx gone = std::move(ctx);  // destroyed unanswered at the end of this scope
@@ -289,16 +289,13 @@ void client_thread(Client first, Weak weak, int t, int ops, std::uint64_t seed, 
     if (op < 40) {
       out = classify(c->req(tracked(id)), id);
     } else if (op < 65) {
-      auto wr = c->req_async(tracked(id));
-      out =
-          wr ? classify(wr->wait(), id) : classify(ump::result<tracked, tracked>(std::move(wr).error()), id);
+      out = classify(c->req_async(tracked(id)).wait(), id);
     } else if (op < 75) {
+      // Abandoned at once, unless the outcome is already there (server gone, or answered).
       auto wr = c->req_async(tracked(id));
-      out = wr ? seen::abandoned : classify(ump::result<tracked, tracked>(std::move(wr).error()), id);
+      out = wr.ready() ? classify(wr.wait(), id) : seen::abandoned;
     } else if (op < 85) {
-      auto wr = c->req_async(tracked(id));
-      out = wr ? classify(wr->wait_for(std::chrono::microseconds(r.below(200))), id)
-               : classify(ump::result<tracked, tracked>(std::move(wr).error()), id);
+      out = classify(c->req_async(tracked(id)).wait_for(std::chrono::microseconds(r.below(200))), id);
     } else {
       ++ticket;
       request_by_coroutine(*c, tracked(id), id, slot, ticket);

@@ -70,12 +70,7 @@ void send_all(Client c, int sender, int per_sender, client_counts& counts, bool 
     if (i % 2 == 0) {
       record(counts, c.req(tracked(v)), v);
     } else {
-      auto wr = c.req_async(tracked(v));
-      if (!wr) {
-        record(counts, ump::result<tracked>(wr.error()), v);
-      } else {
-        record(counts, wr->wait(), v);
-      }
+      record(counts, c.req_async(tracked(v)).wait(), v);
     }
   }
 }
@@ -102,7 +97,7 @@ std::pair<long, long> serve_then_destroy(Server srv, long limit) {
       if (taken == limit) {
         held.emplace(std::move(rq.ctx));
         held_value = rq.msg.value();
-      } else if (std::move(rq.ctx).reply(tracked(rq.msg.value() + 1))) {
+      } else if (rq.ctx.reply(tracked(rq.msg.value() + 1))) {
         ++replies;
       }
     } else {
@@ -110,13 +105,13 @@ std::pair<long, long> serve_then_destroy(Server srv, long limit) {
       if (taken == limit) {
         held.emplace(std::move(m->ctx));
         held_value = m->msg.value();
-      } else if (std::move(m->ctx).reply(tracked(m->msg.value() + 1))) {
+      } else if (m->ctx.reply(tracked(m->msg.value() + 1))) {
         ++replies;
       }
     }
   }
   { Server gone = std::move(srv); }  // destroyed with senders still sending
-  if (held && std::move(*held).reply(tracked(held_value + 1))) ++replies;
+  if (held && held->reply(tracked(held_value + 1))) ++replies;
   return {replies, posts};
 }
 

@@ -64,7 +64,7 @@ TEST_CASE("thread_churn_each_thread_with_its_own_client_memory_plateaus") {
     for (;;) {
       auto rq = s.wait();
       if (!rq) return;  // clients_disappeared: the churn is over
-      (void)std::move(rq->ctx).reply(ump_test::tracked(rq->msg.value() * 3));
+      rq->ctx.reply(ump_test::tracked(rq->msg.value() * 3));
     }
   });
 

@@ -35,7 +35,7 @@ class client_core {
   using node_type = typename state_type::node_type;
 
   client_core(const client_core& o) noexcept : st_(o.st_) {
-    UMP_ASSERT(st_ != nullptr, "client copied after move");
+    UMP_CHECK(st_ != nullptr, "a moved-from client is not used (copied after move)");
     st_->add_ref(state_base::client_group);
     st_->add_strong();
   }
@@ -53,7 +53,11 @@ class client_core {
   // Adopts a strong reference the caller already counted (channel(), upgrade()).
   explicit client_core(state_type* st) noexcept : st_(st) {}
 
-  state_type* state() const noexcept { return st_; }
+  // The channel, for weak() and poster(). Aborts (every build) on a moved-from client.
+  state_type* state() const noexcept {
+    UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
+    return st_;
+  }
 
   // Sends a request built from `a...`. Returns the node, or nullptr if the server is gone
   // (the message was destroyed). Throws only what building M (or allocation) throws, and
@@ -76,7 +80,7 @@ class client_core {
   };
   template <class... A>
   sent send_unwoken(bool is_post, A&&... a) {
-    UMP_ASSERT(st_ != nullptr, "client used after move");
+    UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
     using status = state_base::send_status;
     st_->lock_send();
     scope_exit unlock([&]() noexcept { st_->unlock_send(); });
@@ -106,25 +110,29 @@ class client_core {
     return consume(*st_, *n);
   }
 
+  // A sent request, or the early outcome of one the server was gone for.
   template <class... A>
-  result<wait_reply<R, E>, E> request_async(A&&... a) {
+  pending_reply<R, E> request_pending(A&&... a) {
     node_type* n = send(false, std::forward<A>(a)...);
-    if (n == nullptr) return error<E>(errc::server_disappeared);
-    return wait_reply<R, E>(pending_reply<R, E>(st_, n));
+    if (n == nullptr) return pending_reply<R, E>(errc::server_disappeared);
+    return pending_reply<R, E>(st_, n);
+  }
+
+  template <class... A>
+  wait_reply<R, E> request_async(A&&... a) {
+    return wait_reply<R, E>(request_pending(std::forward<A>(a)...));
   }
 
   template <class Sched, class... A>
   reply_awaiter<R, E, Sched> request_awaitable(Sched sched, A&&... a) {
-    node_type* n = send(false, std::forward<A>(a)...);
-    if (n == nullptr) return reply_awaiter<R, E, Sched>(errc::server_disappeared, std::move(sched));
-    return {pending_reply<R, E>(st_, n), std::move(sched)};
+    return {request_pending(std::forward<A>(a)...), std::move(sched)};
   }
 
   // A post that fits an envelope: copied into it, no node. Same outcomes as post().
   template <class P>
   result<void, E> post_inline(const P& x) noexcept {
     static_assert(fits_inline<P>);
-    UMP_ASSERT(st_ != nullptr, "client used after move");
+    UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
     envelope e{nullptr, {}};
     std::memcpy(e.bytes, std::addressof(x), sizeof(P));
     st_->lock_send();
@@ -162,7 +170,7 @@ class weak_core {
   }
   // increment-if-not-zero on the strong count; on success the caller adopts a strong client.
   state_type* try_upgrade() const noexcept {
-    UMP_ASSERT(st_ != nullptr, "weak_client used after move");
+    UMP_CHECK(st_ != nullptr, "a moved-from weak_client is not used");
     if (!st_->try_add_strong()) return nullptr;
     st_->add_ref(state_base::client_group);
     return st_;
@@ -191,13 +199,12 @@ class server_core {
 
   state_type* state() const noexcept { return st_; }
 
-  poll_status take(envelope& out, deadline dl) noexcept {
-    UMP_ASSERT(st_ != nullptr, "server used after move");
-    return st_->take(out, dl);
-  }
-  poll_status try_take(envelope& out) noexcept {
-    UMP_ASSERT(st_ != nullptr, "server used after move");
-    return st_->try_take(out);
+  poll_status take(envelope& out, deadline dl) noexcept { return checked_state()->take(out, dl); }
+  poll_status try_take(envelope& out) noexcept { return checked_state()->try_take(out); }
+  // The channel. Aborts (every build) on a moved-from server.
+  state_type* checked_state() const noexcept {
+    UMP_CHECK(st_ != nullptr, "a moved-from server is not used");
+    return st_;
   }
   static node_type* node_of(const envelope& e) noexcept {
     UMP_ASSERT(e.node != nullptr, "a request always travels in a node");
@@ -258,8 +265,8 @@ class server_front {
   server_awaiter<Derived, Sched> async_wait(Sched sched = {}) {
     return {self(), std::move(sched)};
   }
-  [[nodiscard]] bool empty() const noexcept { return core_.state()->empty(); }
-  [[nodiscard]] std::size_t queued() const noexcept { return core_.state()->queued(); }
+  [[nodiscard]] bool empty() const noexcept { return core_.checked_state()->empty(); }
+  [[nodiscard]] std::size_t queued() const noexcept { return core_.checked_state()->queued(); }
 
  protected:
   template <class, class>

@@ -8,7 +8,7 @@
 int main() {
   auto [srv, cli] = ump::channel<int, int>();
   std::thread server([s = std::move(srv)]() mutable {
-    while (auto r = s.wait()) (void)std::move(r->ctx).reply(r->msg + 1);
+    while (auto r = s.wait()) r->ctx.reply(r->msg + 1);
   });
   auto r = cli.req(41);
   { auto gone = std::move(cli); }

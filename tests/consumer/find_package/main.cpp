@@ -22,9 +22,9 @@ int main() {
     while (auto r = s.wait()) {
       auto& [msg, ctx] = *r;
       if (msg < 0) {
-        (void)std::move(ctx).fail(msg);
+        ctx.fail(msg);
       } else {
-        (void)std::move(ctx).reply(std::to_string(msg * 2));
+        ctx.reply(std::to_string(msg * 2));
       }
     }
   });
@@ -38,13 +38,13 @@ int main() {
   auto [nsrv, ncli] = ump::ng::channel<int, int, int>();
   if (!ncli.post(5)) return fail("post failed");
   auto w = ncli.req_async(6);
-  if (!w) return fail("req_async failed");
+  if (!w.valid()) return fail("req_async failed");
   auto m = nsrv.wait();
   if (!m || !m->is_post() || m->post() != 5) return fail("post did not arrive");
   auto q = nsrv.wait();
   if (!q || !q->is_request()) return fail("request did not arrive");
-  if (!std::move(q->req().ctx).reply(q->req().msg + 1)) return fail("reply failed");
-  auto r = w->wait();
+  if (!q->req().ctx.reply(q->req().msg + 1)) return fail("reply failed");
+  auto r = w.wait();
   if (!r || *r != 7) return fail("ng reply did not round-trip");
   std::puts("find_package consumer: ok");
   return 0;
