@@ -23,8 +23,10 @@
 namespace ump::detail {
 namespace {
 
+// Statistics (read_park_stats): how often threads parked and wakers woke.
 std::atomic<std::uint64_t> g_parks{0};
 std::atomic<std::uint64_t> g_wakes{0};
+static_assert(decltype(g_parks)::is_always_lock_free, "counting a park or a wake takes no lock");
 
 #if defined(__linux__)
 // std::atomic<uint32_t> is a plain 32-bit word on Linux targets: the futex works on it.

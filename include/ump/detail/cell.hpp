@@ -167,6 +167,13 @@ class cell_base {
  private:
   atomic<std::uint32_t> state_{static_cast<std::uint32_t>(cell_state::empty)};
   async_waiter waiter_{};
+
+#if !defined(UMP_MODEL_CHECK)
+  // The state word is a futex word (park.hpp) and neither word may hide a lock: a replier
+  // publishes and wakes from any thread, a coroutine's waiter runs inside publish().
+  static_assert(decltype(state_)::is_always_lock_free && decltype(next_)::is_always_lock_free,
+                "the reply cell's state word and pool link are lock-free atomics");
+#endif
 };
 
 // Raw storage for one T whose lifetime the protocol manages by hand.
@@ -231,6 +238,9 @@ class cell_pool {
     return p | (t << tag_shift);
   }
   atomic<std::uint64_t> head_{0};  // its line is chosen by the owner (state.hpp)
+#if !defined(UMP_MODEL_CHECK)
+  static_assert(decltype(head_)::is_always_lock_free, "the pool head is a lock-free 64-bit word (pointer and tag)");
+#endif
 };
 
 }  // namespace ump::detail

@@ -34,7 +34,8 @@ struct envelope {
   cell_base* node;
   alignas(8) unsigned char bytes[inline_capacity];
 };
-static_assert(std::is_trivially_copyable_v<envelope> && sizeof(envelope) == 16);
+static_assert(std::is_trivially_copyable_v<envelope> && sizeof(envelope) == 16,
+              "an envelope is copied byte for byte, 16 bytes: four per cache line");
 
 // Posts of these types travel inline (copied byte for byte into the envelope).
 template <class P>
@@ -45,6 +46,7 @@ struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
   // Small blocks (32 envelopes, 512 bytes): an idle channel should stay small. The queue is
   // made with no blocks at all; the first send allocates one.
   static const std::size_t BLOCK_SIZE = 32;
+  static_assert(BLOCK_SIZE * sizeof(envelope) == 512, "a queue block holds 512 bytes of envelopes");
   // The producer's block index starts small and doubles as blocks are added.
   static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 4;
   // Only the channel's explicit producer enqueues: no implicit producers, and so no hash
@@ -103,6 +105,9 @@ class spin_lock {
 
  private:
   atomic<bool> locked_{false};
+#if !defined(UMP_MODEL_CHECK)
+  static_assert(decltype(locked_)::is_always_lock_free, "the send lock is a lock-free flag");
+#endif
 };
 
 }  // namespace ump::detail

@@ -381,7 +381,22 @@ class state_base {
   static constexpr std::uint32_t stock_batch = 16;  // nodes taken from the pool per refill
   alignas(cache_line_size) spin_lock send_lock_;
   cell_base* stock_ = nullptr;  // a list linked through cell_base::next_
+
+#if !defined(UMP_MODEL_CHECK)
+  // ctl_ is the server's futex word; the counts are changed from any thread, including
+  // from destructors and a coroutine's resumption: none of them may hide a lock.
+  static_assert(decltype(ctl_)::is_always_lock_free && decltype(taken_)::is_always_lock_free &&
+                    decltype(server_refs_)::is_always_lock_free && decltype(woke_at_)::is_always_lock_free &&
+                    decltype(client_refs_)::is_always_lock_free && decltype(strong_)::is_always_lock_free &&
+                    decltype(groups_)::is_always_lock_free && decltype(allocated_)::is_always_lock_free,
+                "the shared state's control word and counts are lock-free atomics");
+#endif
 };
+
+#if !defined(UMP_MODEL_CHECK)
+static_assert(sizeof(state_base) <= 11 * cache_line_size,
+              "an idle channel's shared state stays within eleven cache lines (under 1 KiB with its producer)");
+#endif
 
 // A pooled node: the reply cell, then the message (M = S for ump, a variant for ng). Aligned
 // to a cache line, so that a request with small message and reply moves exactly one line
@@ -392,6 +407,11 @@ class alignas(cache_line_size) node final : public reply_cell<R, E> {
  public:
   manual_storage<M> msg_;
 };
+#if !defined(UMP_MODEL_CHECK)
+static_assert(sizeof(node<std::uint64_t, std::uint64_t, void>) == cache_line_size &&
+                  alignof(node<std::uint64_t, std::uint64_t, void>) == cache_line_size,
+              "a request with a small message and reply travels in exactly one cache line");
+#endif
 
 // Builds the outcome in `cell` and publishes it. If the requester had abandoned, the outcome
 // is destroyed and the node recycled here. If building the outcome throws, nothing was
