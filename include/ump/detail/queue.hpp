@@ -69,11 +69,15 @@ class node_queue : public moodycamel::ConcurrentQueue<envelope, queue_traits> {
  public:
   using base::base;
   bool enqueue(moodycamel::ProducerToken& t, const envelope& e) {
+    // ORDERING: release, stands for the enqueue's release of the element; pairs with the
+    // acquire RMW after a successful dequeue (below).
     sync_.fetch_add(1, std::memory_order_release);
     return base::enqueue(t, e);
   }
   std::size_t try_dequeue_bulk_from_producer(const moodycamel::ProducerToken& t, envelope* out, std::size_t max) {
     const std::size_t n = base::try_dequeue_bulk_from_producer(t, out, max);
+    // ORDERING: acquire, stands for the dequeue's acquire of the element; pairs with the
+    // release RMW before every enqueue (above).
     if (n != 0) sync_.fetch_add(0, std::memory_order_acquire);
     return n;
   }
@@ -91,6 +95,8 @@ class spin_lock {
   void lock() noexcept {
     // ORDERING: acquire, pairs with unlock()'s release store.
     while (locked_.exchange(true, std::memory_order_acquire)) {
+      // ORDERING: relaxed; only waits for the lock to look free: the acquire exchange above
+      // is what takes it.
       for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
         if (i < 64) {
           cpu_relax();

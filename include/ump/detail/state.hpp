@@ -110,6 +110,7 @@ class state_base {
   }
   // increment-if-not-zero, for weak_client::upgrade().
   bool try_add_strong() noexcept {
+    // ORDERING: relaxed; a first guess for the CAS below, which re-reads on failure.
     std::uint32_t s = strong_.load(std::memory_order_relaxed);
     do {
       if (s == 0) return false;
@@ -232,6 +233,8 @@ class state_base {
   // Server thread: true when no message is announced or held in the receive batch.
   [[nodiscard]] bool empty() const noexcept { return queued() == 0; }
   [[nodiscard]] std::uint32_t queued() const noexcept {
+    // ORDERING: relaxed; a count, not a hand-over: the server takes a message only after an
+    // acquire load of ctl_ (try_take, take) or the dequeue's own acquire.
     return pending(ctl_.load(std::memory_order_relaxed)) + (batch_len_ - batch_pos_);
   }
 
@@ -284,7 +287,10 @@ class state_base {
   }
 
  protected:
+  // ORDERING: relaxed; a statistic, read by the destructor's leak check, which the last
+  // reference's acq_rel release (release_group) orders after every allocation.
   void count_allocation() noexcept { allocated_.fetch_add(1, std::memory_order_relaxed); }
+  // ORDERING: relaxed; see count_allocation().
   [[nodiscard]] std::size_t allocated() const noexcept { return allocated_.load(std::memory_order_relaxed); }
 
  private:
