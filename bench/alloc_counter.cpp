@@ -6,7 +6,7 @@
 // call escapes the count through a form left to the library. The counters are
 // relaxed atomics: they are statistics, read only after the measured threads
 // have been joined or have handed over their results through other atomics.
-#include "baselines.hpp"
+#include "bench_util.hpp"
 
 #include <atomic>
 #include <cstdint>

@@ -16,6 +16,8 @@
 // ump's adapters register the same workloads under impl "ump" (ump_*_bench.cpp),
 // so tools/bench_report.py pairs rows by workload and parameter.
 #include "baselines.hpp"
+#include "floors.hpp"
+#include "workloads.hpp"
 
 namespace {
 

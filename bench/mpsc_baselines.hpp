@@ -18,7 +18,7 @@
 //   queue_atomic_slot<Q>  request = pointer to the client's reply slot, which the client
 //                         spins (2 µs) then yields on, as moodycamel_atomic_slot does
 //   queue_post<Q>         fire-and-forget uint64_t to one consumer
-// All three satisfy the concepts of baselines.hpp and register under
+// All three satisfy the concepts of workloads.hpp and register under
 // <workload>/<queue>_{promise,atomic_slot} and post/<queue>.
 #pragma once
 
@@ -42,7 +42,8 @@
 #include <tbb/concurrent_queue.h>
 #endif
 
-#include "baselines.hpp"
+#include "baselines.hpp"  // moodycamel_atomic_slot
+#include "workloads.hpp"
 
 namespace ump_bench {
 

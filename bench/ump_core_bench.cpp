@@ -1,4 +1,4 @@
-// ump workloads for the shared drivers in baselines.hpp (rtt, gap, rtt_loaded, contended,
+// ump workloads for the shared drivers in workloads.hpp (rtt, gap, rtt_loaded, contended,
 // pipelined, post), plus ump-only measurements: payload sweep, futex calls per round trip,
 // CPU time of an idle parked server.
 #include <benchmark/benchmark.h>
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <pthread.h>
 
-#include "baselines.hpp"
+#include "workloads.hpp"
 #include "ump/detail/park.hpp"
 #include "ump/ng.hpp"
 #include "ump/ump.hpp"

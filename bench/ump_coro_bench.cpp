@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <thread>
 
-#include "baselines.hpp"
+#include "workloads.hpp"
 #include "ump/run_loop.hpp"
 #include "ump/task.hpp"
 #include "ump/ump.hpp"

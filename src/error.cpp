@@ -60,6 +60,8 @@ void throw_bad_result_access(errc c) {
 namespace {
 std::atomic<delay_hook> g_hook{nullptr};
 }
+// ORDERING: release, pairs with run_delay_hook's acquire load: a thread that calls the hook
+// sees what the test set up before installing it.
 void set_delay_hook(delay_hook hook) noexcept { g_hook.store(hook, std::memory_order_release); }
 void run_delay_hook(delay_point p) noexcept {
   // ORDERING: acquire, pairs with set_delay_hook's release store.

@@ -23,8 +23,10 @@
 namespace ump::detail {
 namespace {
 
+// Statistics (read_park_stats): how often threads parked and wakers woke.
 std::atomic<std::uint64_t> g_parks{0};
 std::atomic<std::uint64_t> g_wakes{0};
+static_assert(decltype(g_parks)::is_always_lock_free, "counting a park or a wake takes no lock");
 
 #if defined(__linux__)
 // std::atomic<uint32_t> is a plain 32-bit word on Linux targets: the futex works on it.
@@ -227,6 +229,7 @@ std::uint32_t spin_while_equal(const atomic<std::uint32_t>& word, std::uint32_t 
 
 bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
                       deadline dl) noexcept {
+  // ORDERING: relaxed; a statistic, ordered with nothing (see read_park_stats).
   g_parks.fetch_add(1, std::memory_order_relaxed);
 #if defined(__linux__)
   if (dl.none()) {
@@ -248,9 +251,12 @@ bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
 #else
   // Portable fallback: std::atomic::wait has no deadline, so poll with short sleeps then.
   if (dl.none()) {
+    // ORDERING: acquire, pairs with the release part of the RMW that moves the word away from
+    // `value` (as spin_while_equal's loads do).
     word.wait(value, std::memory_order_acquire);
     return true;
   }
+  // ORDERING: acquire, as above.
   while (word.load(std::memory_order_acquire) == value) {
     if (dl.passed()) return false;
     std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -260,6 +266,7 @@ bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
 }
 
 void unpark_all(const atomic<std::uint32_t>& word) noexcept {
+  // ORDERING: relaxed; a statistic, ordered with nothing (see read_park_stats).
   g_wakes.fetch_add(1, std::memory_order_relaxed);
 #if defined(__linux__)
   syscall(SYS_futex, futex_addr(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
@@ -269,6 +276,8 @@ void unpark_all(const atomic<std::uint32_t>& word) noexcept {
 }
 
 park_stats read_park_stats() noexcept {
+  // ORDERING: relaxed; statistics: each count only grows, so a reader polling for a park sees
+  // it eventually, and one that needs exact totals joins the counting threads first.
   return {g_parks.load(std::memory_order_relaxed), g_wakes.load(std::memory_order_relaxed)};
 }
 

@@ -6,19 +6,6 @@
 
 namespace ump::detail {
 
-// What the comments in state.hpp and queue.hpp promise, checked by the compiler (not in the
-// model-checking build, whose atomics are larger wrappers).
-static_assert(sizeof(envelope) == 16, "four envelopes per cache line");
-#if !defined(UMP_MODEL_CHECK)
-static_assert(sizeof(state_base) <= 11 * cache_line_size,
-              "an idle channel's shared state stays within eleven cache lines (under 1 KiB with its producer)");
-static_assert(sizeof(node<std::uint64_t, std::uint64_t, void>) == cache_line_size,
-              "a request with a small message and reply travels in exactly one cache line");
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free && std::atomic<std::uint64_t>::is_always_lock_free &&
-                  std::atomic<cell_base*>::is_always_lock_free && std::atomic<bool>::is_always_lock_free,
-              "the protocol's words are lock-free atomics (futex-able 32-bit words, a 64-bit tagged pool head)");
-#endif
-
 state_base::state_base(const channel_options& o) : opts_(o.waiting) {
   if (opts_.spin_before_yield > opts_.spin) opts_.spin_before_yield = opts_.spin;
 #if defined(UMP_MODEL_CHECK)

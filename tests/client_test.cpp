@@ -202,7 +202,11 @@ TEST_CASE("upgrade_racing_last_strong_drop") {
   int inconsistent = 0;
   long upgrades_during_race = 0;
   int rounds_failed_while_racing = 0;
-  for (int round = 0; round < rounds; ++round) {
+  // Rounds in which the drop landed between two upgrades (one succeeded, a later one
+  // failed): the interleaving this test is for. Rounds go on past `rounds`, up to a bound,
+  // until there has been one.
+  int rounds_straddled = 0;
+  for (int round = 0; round < rounds || (rounds_straddled == 0 && round < 50 * rounds); ++round) {
     auto [srv, cli] = ump::channel<tracked, tracked, int>();
     auto weak = cli.weak();
     std::atomic<bool> running{false};
@@ -222,6 +226,7 @@ TEST_CASE("upgrade_racing_last_strong_drop") {
     // request must reach the server before clients_disappeared.
     int sent = 0;
     bool failed = false;
+    bool upgraded = false;
     for (int attempt = 0; attempt < 256; ++attempt) {
       auto up = weak.upgrade();
       if (!up.has_value()) {
@@ -229,6 +234,7 @@ TEST_CASE("upgrade_racing_last_strong_drop") {
         break;
       }
       ++upgrades_during_race;
+      upgraded = true;
       if (sent < 8) {
         auto w = up->req_async(tracked(static_cast<std::uint64_t>(sent)));
         if (w.valid()) ++sent;
@@ -236,6 +242,7 @@ TEST_CASE("upgrade_racing_last_strong_drop") {
     }
     if (failed) {
       ++rounds_failed_while_racing;
+      if (upgraded) ++rounds_straddled;
       // Monotonic: after one failure, never a success.
       for (int i = 0; i < 3; ++i)
         if (weak.upgrade().has_value()) ++inconsistent;
@@ -250,8 +257,10 @@ TEST_CASE("upgrade_racing_last_strong_drop") {
     if (received != sent || weak.upgrade().has_value()) ++inconsistent;
   }
   MESSAGE("successful upgrades while racing: " << upgrades_during_race << "; rounds that saw the drop while racing: "
-                                                << rounds_failed_while_racing << " of " << rounds);
+                                                << rounds_failed_while_racing << " (" << rounds_straddled
+                                                << " between two upgrades)");
   CHECK(inconsistent == 0);
+  CHECK_MESSAGE(rounds_straddled > 0, "the drop never landed between two upgrades");
 }
 
 TEST_CASE("per_client_fifo") {

@@ -71,8 +71,14 @@ if(UMP_INSTALL)
   set_tests_properties(package_find_package_run PROPERTIES
     FIXTURES_REQUIRED ump_package_fp_built)
 
+  # The licence travels with the installed package.
+  add_test(NAME package_license_installed
+    COMMAND ${CMAKE_COMMAND} -E cat ${_ump_pkg_prefix}/${CMAKE_INSTALL_DOCDIR}/LICENSE)
+  set_tests_properties(package_license_installed PROPERTIES
+    FIXTURES_REQUIRED ump_package_installed PASS_REGULAR_EXPRESSION "MIT License")
+
   set(_ump_fp_tests package_install package_find_package_configure package_find_package_build
-                    package_find_package_run)
+                    package_find_package_run package_license_installed)
 else()
   set(_ump_fp_tests)
 endif()

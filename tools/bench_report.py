@@ -5,7 +5,7 @@
         [--out BENCHMARKS.md] [--plot bench/results/latency_vs_clients.png]
         [--compiler "g++ 12.2"] [--flags "-O2"] [--targets]
 
-Benchmark names follow `<workload>/<impl>[/<param>:<n>]` (see bench/baselines.hpp);
+Benchmark names follow `<workload>/<impl>[/<param>:<n>]` (see bench/workloads.hpp);
 Google Benchmark's own suffixes (/real_time, /manual_time, /iterations:N, ...) are
 ignored. Each value is the median over repetitions (the `_median` aggregate, or the
 median of the individual runs when aggregates were not reported). Rows whose impl

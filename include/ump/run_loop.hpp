@@ -243,6 +243,7 @@ class run_loop {
         lk.unlock();
         (void)detail::spin_while_equal(epoch_, seen, wait_options{}, {});
         lk.lock();
+        // ORDERING: relaxed; read under m_, which every bump of epoch_ holds (notify_locked).
         if (!queue_.empty() || epoch_.load(std::memory_order_relaxed) != seen) continue;
         sleeping_ = true;
         cv_.wait(lk);

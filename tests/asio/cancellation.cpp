@@ -43,85 +43,80 @@ void start_req(ump::client<tracked, tracked>& cli, std::uint64_t v, asio::io_con
                                                     })));
 }
 
-TEST_CASE("cancelled_after_the_server_took_it_both_sides_see_origin_disappeared") {
-  lifetime_check guard;
-  auto [srv, cli] = ump::channel<tracked, tracked>();
-  asio::io_context ioc;
-  asio::cancellation_signal sig;
-  std::optional<tracked_result> got;
-  start_req(cli, 1, ioc, sig, got);
-  auto req = srv.try_wait();
-  REQUIRE(req);
-  REQUIRE(req->has_value());
-  auto& [msg, ctx] = **req;
-  CHECK(ctx.requester_waiting());
-  sig.emit(asio::cancellation_type::terminal);  // this thread is the handler's context
-  CHECK_FALSE(got.has_value());                 // the completion is posted
-  CHECK_FALSE(ctx.requester_waiting());
-  ioc.run();
-  REQUIRE(got.has_value());
-  REQUIRE_FALSE(*got);
-  CHECK(got->error() == errc::origin_disappeared);
-  auto rep = ctx.reply(tracked(2));
-  REQUIRE_FALSE(rep);
-  CHECK(rep.error() == errc::origin_disappeared);
-  CHECK(msg.value() == 1);
-}
+// When the cancellation is emitted, relative to the server's part.
+enum class emit_at { before_take, after_take, after_reply };
 
-TEST_CASE("cancelled_before_the_server_took_it_the_server_still_receives_it") {
-  lifetime_check guard;
-  auto [srv, cli] = ump::channel<tracked, tracked>();
-  asio::io_context ioc;
-  asio::cancellation_signal sig;
-  std::optional<tracked_result> got;
-  start_req(cli, 3, ioc, sig, got);
-  sig.emit(asio::cancellation_type::partial);
-  ioc.run();
-  REQUIRE(got.has_value());
-  CHECK(got->error() == errc::origin_disappeared);
-  auto req = srv.try_wait();
-  REQUIRE(req);
-  REQUIRE(req->has_value());
-  CHECK((*req)->msg.value() == 3);
-  CHECK_FALSE((*req)->ctx.requester_waiting());
-  CHECK((*req)->ctx.reply(tracked(4)).error() == errc::origin_disappeared);
-}
+// One request cancelled through async_req's cancellation slot: the handler's outcome, and
+// what the server sees, depend on the cancellation type and its moment.
+struct cancel_case {
+  const char* name;
+  asio::cancellation_type type;
+  emit_at when;
+  bool reply_wins;  // else the cancellation wins: both sides see origin_disappeared
+};
 
-TEST_CASE("reply_that_arrived_first_wins_over_the_cancellation") {
-  lifetime_check guard;
-  auto [srv, cli] = ump::channel<tracked, tracked>();
-  asio::io_context ioc;
-  asio::cancellation_signal sig;
-  std::optional<tracked_result> got;
-  start_req(cli, 5, ioc, sig, got);
-  auto req = srv.try_wait();
-  REQUIRE(req);
-  REQUIRE(req->has_value());
-  CHECK((*req)->ctx.reply(tracked(6)));  // delivered
-  sig.emit(asio::cancellation_type::terminal);      // too late: no effect
-  ioc.run();
-  REQUIRE(got.has_value());
-  REQUIRE(*got);
-  CHECK((*got)->value() == 6);
-}
+const cancel_case cancel_cases[] = {
+    // terminal, once the server holds the request: the handler's completion is posted at
+    // once; the server's reply is refused.
+    {"cancelled_after_the_server_took_it_both_sides_see_origin_disappeared", asio::cancellation_type::terminal,
+     emit_at::after_take, false},
+    // partial, before the server took it: the handler completes without waiting for the
+    // server, which still receives the request and sees no requester.
+    {"cancelled_before_the_server_took_it_the_server_still_receives_it", asio::cancellation_type::partial,
+     emit_at::before_take, false},
+    // terminal, after the reply was delivered: too late, no effect.
+    {"reply_that_arrived_first_wins_over_the_cancellation", asio::cancellation_type::terminal, emit_at::after_reply,
+     true},
+    // total: the request was sent, so async_req cannot promise that it had no effect.
+    {"total_cancellation_is_not_honoured_by_async_req", asio::cancellation_type::total, emit_at::before_take, true},
+};
 
-TEST_CASE("total_cancellation_is_not_honoured_by_async_req") {
-  lifetime_check guard;
-  auto [srv, cli] = ump::channel<tracked, tracked>();
-  asio::io_context ioc;
-  asio::cancellation_signal sig;
-  std::optional<tracked_result> got;
-  start_req(cli, 7, ioc, sig, got);
-  sig.emit(asio::cancellation_type::total);  // the request was sent: cannot promise no effect
-  auto req = srv.try_wait();
-  REQUIRE(req);
-  REQUIRE(req->has_value());
-  CHECK((*req)->ctx.requester_waiting());
-  CHECK((*req)->ctx.reply(tracked(8)));
-  ioc.run();
-  REQUIRE(got.has_value());
-  REQUIRE(*got);
-  CHECK((*got)->value() == 8);
+TEST_CASE("async_req_cancellation_cases") {
+  std::uint64_t v = 1;
+  for (const cancel_case& c : cancel_cases) {
+    SUBCASE(c.name) {
+      lifetime_check guard;
+      auto [srv, cli] = ump::channel<tracked, tracked>();
+      asio::io_context ioc;
+      asio::cancellation_signal sig;
+      std::optional<tracked_result> got;
+      start_req(cli, v, ioc, sig, got);
+      if (c.when == emit_at::before_take) {
+        sig.emit(c.type);
+        ioc.poll();
+        CHECK(got.has_value() == !c.reply_wins);  // a cancellation honoured completes at once
+      }
+      auto req = srv.try_wait();
+      REQUIRE(req);
+      REQUIRE(req->has_value());
+      auto& [msg, ctx] = **req;
+      CHECK(msg.value() == v);
+      if (c.when == emit_at::after_take) {
+        CHECK(ctx.requester_waiting());
+        sig.emit(c.type);              // this thread is the handler's context
+        CHECK_FALSE(got.has_value());  // the completion is posted
+      }
+      CHECK(ctx.requester_waiting() == c.reply_wins);
+      auto rep = ctx.reply(tracked(v + 1));
+      if (c.reply_wins) {
+        CHECK(rep);  // delivered
+      } else {
+        REQUIRE_FALSE(rep);
+        CHECK(rep.error() == errc::origin_disappeared);
+      }
+      if (c.when == emit_at::after_reply) sig.emit(c.type);  // too late: no effect
+      ioc.run();
+      REQUIRE(got.has_value());
+      if (c.reply_wins) {
+        REQUIRE(*got);
+        CHECK((*got)->value() == v + 1);
+      } else {
+        REQUIRE_FALSE(*got);
+        CHECK(got->error() == errc::origin_disappeared);
+      }
+    }
+    v += 2;
+  }
 }
 
 TEST_CASE("emit_after_completion_is_harmless") {

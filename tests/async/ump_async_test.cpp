@@ -605,25 +605,36 @@ TEST_CASE("reply_racing_await_suspend_registration") {
   // A server thread replies the moment it receives each request, while the coroutine (on
   // this thread) is between sending and registering its waiter (await_ready /
   // await_suspend). Either the registration wins (suspend, handed back by the reply) or the
-  // reply wins (no suspension): every round must get exactly its own reply.
+  // reply wins (no suspension): every round must get exactly its own reply. The race must
+  // have gone both ways: batches of rounds repeat (up to a bound) until each side has won
+  // at least once.
   const int rounds = scaled(1000000);
+  constexpr int max_batches = 50;
   auto [srv, cli] = ump::channel<int, int>();
   std::thread server(blocking_doubling_server, std::move(srv));
   handoff h;
   long wrong = 0;
+  long total = 0;
   auto body = [](int_client c, handoff* h, int n, long* wrong) -> ump::task<void> {
     for (int i = 0; i < n; ++i) {
       auto r = co_await c.areq(i, handoff_scheduler{h});
       if (!r || *r != 2 * i) ++*wrong;
     }
   };
-  auto o = own(body(cli, &h, rounds, &wrong));
-  drive(o, h);
-  o.reset();  // its frame holds a client copy
+  for (int batch = 0; batch < max_batches; ++batch) {
+    auto o = own(body(cli, &h, rounds, &wrong));
+    drive(o, h);
+    o.reset();  // its frame holds a client copy
+    total += rounds;
+    const long suspended = h.scheduled.load();
+    if (suspended > 0 && suspended < total) break;
+  }
   { auto last = std::move(cli); }
   server.join();
   CHECK(wrong == 0);
-  MESSAGE("suspended in " << h.scheduled.load() << " of " << rounds << " rounds");
+  MESSAGE("suspended in " << h.scheduled.load() << " of " << total << " rounds");
+  CHECK_MESSAGE(h.scheduled.load() > 0, "the registration never won the race");
+  CHECK_MESSAGE(h.scheduled.load() < total, "the reply never won the race");
 }
 
 TEST_CASE("wait_reply_await_racing_the_reply") {

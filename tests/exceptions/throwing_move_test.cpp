@@ -9,7 +9,9 @@
 //   * the message's move throwing while the server receives it: the exception reaches the
 //     server's caller, the request's context is destroyed, so its requester gets no_reply.
 // Several tests arm the failure on the 1st, 2nd, ... move in turn until an attempt makes no
-// more moves than that, so every move on the path is exercised, however many there are.
+// more moves than that, so every move on the path is exercised, however many there are
+// (each_move_in_turn); operations that differ only in how they send or take a message run
+// from a table.
 //
 // In -fno-exceptions builds (UMP_NO_EXCEPTIONS=ON) only the build-mode check below runs.
 #include <doctest/doctest.h>
@@ -50,6 +52,28 @@ struct disarm_on_exit {
 // stop at the first k that does not throw and fail if they get this far.
 constexpr long max_moves = 16;
 
+enum class attempt { completed, threw };
+
+// Each move in turn: runs `try_with_failure_at(k)` for k = 1, 2, ... (up to max_moves).
+// The attempt arms the failure on the k-th move itself, after its own setup, and reports
+// whether it completed or caught the move_failure. Stops at the first attempt that
+// completed; checks that one did, and that at least the first move was made, and threw.
+template <class Attempt>
+void each_move_in_turn(Attempt try_with_failure_at) {
+  bool completed = false;
+  long throws = 0;
+  for (long k = 1; k <= max_moves && !completed; ++k) {
+    CAPTURE(k);
+    if (try_with_failure_at(k) == attempt::completed) {
+      completed = true;
+    } else {
+      ++throws;
+    }
+  }
+  CHECK(completed);
+  CHECK(throws >= 1);  // at least the first move was made, and threw
+}
+
 }  // namespace
 
 TEST_CASE("request_move_throws_sender_gets_exception_queue_unchanged") {
@@ -61,12 +85,20 @@ TEST_CASE("request_move_throws_sender_gets_exception_queue_unchanged") {
   REQUIRE(first.valid());
 
   // The argument is built in place (no move); the first move is the one into the channel.
-  tracked::throw_on_move(1);
-  CHECK_THROWS_AS((void)cli.req(tracked(2)), move_failure);
-  tracked::throw_on_move(1);
-  CHECK_THROWS_AS((void)cli.req_async(tracked(3)), move_failure);
-  tracked::throw_on_move(1);
-  CHECK_THROWS_AS((void)cli.areq(tracked(4)), move_failure);
+  using client_type = ump::client<tracked, tracked>;
+  const struct {
+    const char* name;
+    void (*send)(client_type&);
+  } sends[] = {
+      {"req", [](client_type& c) { (void)c.req(tracked(2)); }},
+      {"req_async", [](client_type& c) { (void)c.req_async(tracked(3)); }},
+      {"areq", [](client_type& c) { (void)c.areq(tracked(4)); }},
+  };
+  for (const auto& row : sends) {
+    CAPTURE(row.name);
+    tracked::throw_on_move(1);
+    CHECK_THROWS_AS(row.send(cli), move_failure);
+  }
   CHECK(srv.queued() == 1);
 
   auto next = cli.req_async(tracked(5));  // the next send works
@@ -98,12 +130,21 @@ TEST_CASE("ng_post_and_request_move_throws_sender_gets_exception_queue_unchanged
   auto [srv, cli] = ump::ng::channel<tracked, tracked, tracked>();
   auto poster = cli.poster();
 
-  tracked::throw_on_move(1);
-  CHECK_THROWS_AS((void)cli.post(tracked(1)), move_failure);
-  tracked::throw_on_move(1);
-  CHECK_THROWS_AS((void)poster.post(tracked(2)), move_failure);
-  tracked::throw_on_move(1);
-  CHECK_THROWS_AS((void)cli.req_async(tracked(3)), move_failure);
+  using client_type = ump::ng::client<tracked, tracked, tracked>;
+  using poster_type = decltype(poster);
+  const struct {
+    const char* name;
+    void (*send)(client_type&, poster_type&);
+  } sends[] = {
+      {"client post", [](client_type& c, poster_type&) { (void)c.post(tracked(1)); }},
+      {"post_client post", [](client_type&, poster_type& p) { (void)p.post(tracked(2)); }},
+      {"req_async", [](client_type& c, poster_type&) { (void)c.req_async(tracked(3)); }},
+  };
+  for (const auto& row : sends) {
+    CAPTURE(row.name);
+    tracked::throw_on_move(1);
+    CHECK_THROWS_AS(row.send(cli, poster), move_failure);
+  }
   CHECK(srv.empty());
 
   REQUIRE(poster.post(tracked(4)));
@@ -152,11 +193,10 @@ TEST_CASE("request_move_throws_while_server_blocked_in_wait") {
 TEST_CASE("reply_move_throws_context_stays_live_each_move_in_turn") {
   ump_test::lifetime_check guard;
   disarm_on_exit disarm;
-  auto [srv, cli] = ump::channel<tracked, tracked>();
-  bool delivered = false;
-  long throws = 0;
-  for (long k = 1; k <= max_moves && !delivered; ++k) {
-    CAPTURE(k);
+  auto ends = ump::channel<tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
+  auto& srv = ends.first;
+  auto& cli = ends.second;
+  each_move_in_turn([&](long k) {
     auto wr = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
     REQUIRE(wr.valid());
     auto rq = srv.wait();
@@ -166,12 +206,11 @@ TEST_CASE("reply_move_throws_context_stays_live_each_move_in_turn") {
       auto sent = rq->ctx.reply(tracked(100));
       tracked::throw_on_move(0);  // no throw: disarm before anything else moves
       CHECK(sent.has_value());
-      delivered = true;
       auto r = wr.wait();
       REQUIRE(r);
       CHECK(r->value() == 100);
+      return attempt::completed;
     } catch (const move_failure&) {
-      ++throws;
       // Nothing was delivered and the context still owes an answer.
       CHECK(rq->ctx.pending());
       CHECK_FALSE(wr.ready());
@@ -181,21 +220,19 @@ TEST_CASE("reply_move_throws_context_stays_live_each_move_in_turn") {
       auto r = wr.wait();
       REQUIRE(r);
       CHECK(r->value() == 200);
+      return attempt::threw;
     }
-  }
-  CHECK(delivered);
-  CHECK(throws >= 1);  // at least the first move was made, and threw
+  });
   CHECK(srv.empty());
 }
 
 TEST_CASE("reply_move_throws_then_context_dropped_gives_no_reply_each_move_in_turn") {
   ump_test::lifetime_check guard;
   disarm_on_exit disarm;
-  auto [srv, cli] = ump::channel<tracked, tracked>();
-  bool delivered = false;
-  long throws = 0;
-  for (long k = 1; k <= max_moves && !delivered; ++k) {
-    CAPTURE(k);
+  auto ends = ump::channel<tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
+  auto& srv = ends.first;
+  auto& cli = ends.second;
+  each_move_in_turn([&](long k) {
     auto wr = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
     REQUIRE(wr.valid());
     bool threw = false;
@@ -207,9 +244,7 @@ TEST_CASE("reply_move_throws_then_context_dropped_gives_no_reply_each_move_in_tu
         auto sent = rq->ctx.reply(tracked(100));
         tracked::throw_on_move(0);
         CHECK(sent.has_value());
-        delivered = true;
       } catch (const move_failure&) {
-        ++throws;
         threw = true;
         CHECK(rq->ctx.pending());
       }
@@ -222,19 +257,17 @@ TEST_CASE("reply_move_throws_then_context_dropped_gives_no_reply_each_move_in_tu
       REQUIRE(r);
       CHECK(r->value() == 100);
     }
-  }
-  CHECK(delivered);
-  CHECK(throws >= 1);  // at least the first move was made, and threw
+    return threw ? attempt::threw : attempt::completed;
+  });
 }
 
 TEST_CASE("fail_value_move_throws_context_stays_live_each_move_in_turn") {
   ump_test::lifetime_check guard;
   disarm_on_exit disarm;
-  auto [srv, cli] = ump::channel<tracked, tracked, tracked>();
-  bool delivered = false;
-  long throws = 0;
-  for (long k = 1; k <= max_moves && !delivered; ++k) {
-    CAPTURE(k);
+  auto ends = ump::channel<tracked, tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
+  auto& srv = ends.first;
+  auto& cli = ends.second;
+  each_move_in_turn([&](long k) {
     auto wr = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
     REQUIRE(wr.valid());
     auto rq = srv.wait();
@@ -244,23 +277,21 @@ TEST_CASE("fail_value_move_throws_context_stays_live_each_move_in_turn") {
       auto sent = rq->ctx.fail(tracked(7));
       tracked::throw_on_move(0);
       CHECK(sent.has_value());
-      delivered = true;
       auto r = wr.wait();
       REQUIRE_FALSE(r);
       REQUIRE(r.error().code() == ump::errc::app_error);
       CHECK(r.error().app().value() == 7);
+      return attempt::completed;
     } catch (const move_failure&) {
-      ++throws;
       CHECK(rq->ctx.pending());
       CHECK_FALSE(wr.ready());
       { auto dropped = std::move(rq->ctx); }  // the live context, destroyed unanswered
       auto r = wr.wait();
       REQUIRE_FALSE(r);
       CHECK(r.error().code() == ump::errc::no_reply);
+      return attempt::threw;
     }
-  }
-  CHECK(delivered);
-  CHECK(throws >= 1);  // at least the first move was made, and threw
+  });
 }
 
 TEST_CASE("reply_move_throws_while_requester_blocked_then_context_dropped_no_hang") {
@@ -289,11 +320,10 @@ TEST_CASE("reply_move_throws_while_requester_takes_it") {
   // reaches the requester, the outcome is destroyed, and the channel keeps working.
   ump_test::lifetime_check guard;
   disarm_on_exit disarm;
-  auto [srv, cli] = ump::channel<tracked, tracked>();
-  bool taken = false;
-  long throws = 0;
-  for (long k = 1; k <= max_moves && !taken; ++k) {
-    CAPTURE(k);
+  auto ends = ump::channel<tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
+  auto& srv = ends.first;
+  auto& cli = ends.second;
+  each_move_in_turn([&](long k) {
     auto wr = cli.req_async(tracked(1));
     REQUIRE(wr.valid());
     auto rq = srv.wait();
@@ -306,75 +336,85 @@ TEST_CASE("reply_move_throws_while_requester_takes_it") {
       tracked::throw_on_move(0);
       REQUIRE(r);
       CHECK(r->value() == 2);
-      taken = true;
+      return attempt::completed;
     } catch (const move_failure&) {
-      ++throws;
       CHECK_FALSE(wr.valid());  // consumed: the outcome is gone, not left for a retry
+      return attempt::threw;
     }
-  }
-  CHECK(taken);
-  CHECK(throws >= 1);  // at least the first move was made, and threw
+  });
 }
 
 TEST_CASE("message_move_throws_in_server_wait_requester_gets_no_reply_each_move_in_turn") {
   ump_test::lifetime_check guard;
   disarm_on_exit disarm;
-  auto [srv, cli] = ump::channel<tracked, tracked>();
-  for (int how = 0; how < 2; ++how) {  // 0: wait(), 1: try_wait()
-    bool received = false;
-    long throws = 0;
-    for (long k = 1; k <= max_moves && !received; ++k) {
-      CAPTURE(how);
-      CAPTURE(k);
+  auto ends = ump::channel<tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
+  auto& srv = ends.first;
+  auto& cli = ends.second;
+  using server_type = ump::server<tracked, tracked>;
+  using request_type = ump::request<tracked, tracked>;
+  // How the server takes the request; the failure is disarmed as soon as it returns.
+  const struct {
+    const char* name;
+    void (*take)(server_type&, std::optional<request_type>&);
+  } takes[] = {
+      {"wait",
+       [](server_type& s, std::optional<request_type>& rq) {
+         auto r = s.wait();
+         tracked::throw_on_move(0);
+         REQUIRE(r);
+         rq.emplace(std::move(*r));
+       }},
+      {"try_wait",
+       [](server_type& s, std::optional<request_type>& rq) {
+         auto r = s.try_wait();
+         tracked::throw_on_move(0);
+         REQUIRE(r);
+         REQUIRE(r->has_value());
+         rq.emplace(std::move(**r));
+       }},
+  };
+  for (const auto& row : takes) {
+    CAPTURE(row.name);
+    each_move_in_turn([&](long k) {
       auto wr = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
       REQUIRE(wr.valid());
       tracked::throw_on_move(k);
       try {
-        std::optional<ump::request<tracked, tracked>> rq;
-        if (how == 0) {
-          auto r = srv.wait();
-          tracked::throw_on_move(0);
-          REQUIRE(r);
-          rq.emplace(std::move(*r));
-        } else {
-          auto r = srv.try_wait();
-          tracked::throw_on_move(0);
-          REQUIRE(r);
-          REQUIRE(r->has_value());
-          rq.emplace(std::move(**r));
-        }
-        received = true;
+        std::optional<request_type> rq;
+        row.take(srv, rq);
         CHECK(rq->msg.value() == static_cast<std::uint64_t>(k));
         CHECK(rq->ctx.reply(tracked(9)).has_value());
         auto r = wr.wait();
         REQUIRE(r);
         CHECK(r->value() == 9);
+        return attempt::completed;
       } catch (const move_failure&) {
-        ++throws;
         // The request was taken off the queue, its message destroyed, its context dropped.
         CHECK(srv.empty());
         auto r = wr.wait();
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == ump::errc::no_reply);
+        return attempt::threw;
       }
-    }
-    CHECK(received);
-    CHECK(throws >= 1);  // at least the first move was made, and threw
+    });
   }
 }
 
 TEST_CASE("ng_message_move_throws_in_server_wait_each_move_in_turn") {
   ump_test::lifetime_check guard;
   disarm_on_exit disarm;
-  auto [srv, cli] = ump::ng::channel<tracked, tracked, tracked>();
-  for (int kind = 0; kind < 2; ++kind) {  // 0: post, 1: request
-    bool received = false;
-    long throws = 0;
-    for (long k = 1; k <= max_moves && !received; ++k) {
-      CAPTURE(kind);
-      CAPTURE(k);
+  auto ends = ump::ng::channel<tracked, tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
+  auto& srv = ends.first;
+  auto& cli = ends.second;
+  const struct {
+    const char* name;
+    bool is_post;
+  } kinds[] = {{"post", true}, {"request", false}};
+  for (const auto& row : kinds) {
+    CAPTURE(row.name);
+    each_move_in_turn([&](long k) {
       std::optional<ump::wait_reply<tracked>> wr;
-      if (kind == 0) {
+      if (row.is_post) {
         REQUIRE(cli.post(tracked(static_cast<std::uint64_t>(k))));
       } else {
         auto w = cli.req_async(tracked(static_cast<std::uint64_t>(k)));
@@ -386,8 +426,7 @@ TEST_CASE("ng_message_move_throws_in_server_wait_each_move_in_turn") {
         auto m = srv.wait();
         tracked::throw_on_move(0);
         REQUIRE(m);
-        received = true;
-        if (kind == 0) {
+        if (row.is_post) {
           REQUIRE(m->is_post());
           CHECK(m->post().value() == static_cast<std::uint64_t>(k));
         } else {
@@ -398,18 +437,17 @@ TEST_CASE("ng_message_move_throws_in_server_wait_each_move_in_turn") {
           REQUIRE(r);
           CHECK(r->value() == 9);
         }
+        return attempt::completed;
       } catch (const move_failure&) {
-        ++throws;
         CHECK(srv.empty());
-        if (kind == 1) {
+        if (!row.is_post) {
           auto r = wr->wait();
           REQUIRE_FALSE(r);
           CHECK(r.error().code() == ump::errc::no_reply);
         }
+        return attempt::threw;
       }
-    }
-    CHECK(received);
-    CHECK(throws >= 1);  // at least the first move was made, and threw
+    });
   }
 }
 

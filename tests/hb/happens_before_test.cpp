@@ -6,7 +6,9 @@
 // it). Under ThreadSanitizer a missing edge is reported as a data race; in every build the
 // value read is checked as well.
 //
-// Every edge runs with two wait budgets: spin 0 (every blocked waiter parks in the kernel,
+// Edges that differ only in how the server takes a request, or in how it answers one, run
+// from a table (one SUBCASE per edge, named as its test was). Every edge runs with two wait
+// budgets: spin 0 (every blocked waiter parks in the kernel,
 // so the wake-up path carries the edge) and the default budget (the waiter usually sees the
 // outcome while spinning).
 //
@@ -39,135 +41,122 @@ int rounds() { return ump_test::scaled(200); }
 
 }  // namespace
 
-TEST_CASE("client_write_before_req_visible_after_server_wait") {
-  for (const auto& opts : budgets) {
-    auto [srv, cli] = ump::channel<int, int>(opts);
-    for (int i = 0; i < rounds(); ++i) {
-      int written = 0;
-      bool sent_ok = false;
-      std::thread client([&, c = cli]() mutable {
-        written = i + 1;  // plain write before sending
-        sent_ok = c.req(i).has_value();
-      });
-      auto rq = srv.wait();
-      REQUIRE(rq);
-      CHECK(written == i + 1);  // plain read after the server received the request
-      CHECK(rq->msg == i);
-      CHECK(rq->ctx.reply(0).has_value());
-      client.join();
-      CHECK(sent_ok);
-    }
-  }
-}
+// How the server takes a request. Both poll or block until the request is there; the edge
+// under test is from the client's send to the server's return.
+using int_server = ump::server<int, int>;
+using int_request = ump::request<int, int>;
+const struct {
+  const char* name;
+  int_request (*take)(int_server&);
+} takes[] = {
+    {"client_write_before_req_visible_after_server_wait",
+     [](int_server& srv) {
+       auto rq = srv.wait();
+       REQUIRE(rq);
+       return std::move(*rq);
+     }},
+    {"client_write_before_req_visible_after_server_try_wait",
+     [](int_server& srv) {
+       std::optional<int_request> got;
+       while (!got) {
+         auto r = srv.try_wait();
+         REQUIRE(r);
+         if (r->has_value()) {
+           got.emplace(std::move(**r));
+         } else {
+           std::this_thread::yield();  // polling, not synchronising: try_wait decides
+         }
+       }
+       return std::move(*got);
+     }},
+};
 
-TEST_CASE("client_write_before_req_visible_after_server_try_wait") {
-  for (const auto& opts : budgets) {
-    auto [srv, cli] = ump::channel<int, int>(opts);
-    for (int i = 0; i < rounds(); ++i) {
-      int written = 0;
-      std::thread client([&, c = cli]() mutable {
-        written = i + 1;
-        (void)c.req(i);
-      });
-      std::optional<ump::request<int, int>> got;
-      while (!got) {
-        auto r = srv.try_wait();
-        REQUIRE(r);
-        if (r->has_value()) {
-          got.emplace(std::move(**r));
-        } else {
-          std::this_thread::yield();  // polling, not synchronising: try_wait decides
+TEST_CASE("client_write_before_req_visible_after_server_takes_it") {
+  for (const auto& row : takes) {
+    SUBCASE(row.name) {
+      for (const auto& opts : budgets) {
+        auto [srv, cli] = ump::channel<int, int>(opts);
+        for (int i = 0; i < rounds(); ++i) {
+          int written = 0;
+          bool sent_ok = false;
+          std::thread client([&, c = cli]() mutable {
+            written = i + 1;  // plain write before sending
+            sent_ok = c.req(i).has_value();
+          });
+          auto rq = row.take(srv);
+          CHECK(written == i + 1);  // plain read after the server received the request
+          CHECK(rq.msg == i);
+          CHECK(rq.ctx.reply(0).has_value());
+          client.join();
+          CHECK(sent_ok);
         }
       }
-      CHECK(written == i + 1);
-      CHECK(got->ctx.reply(0).has_value());
-      client.join();
     }
   }
 }
 
-TEST_CASE("server_write_before_reply_visible_after_req_returns") {
-  for (const auto& opts : budgets) {
-    auto [srv, cli] = ump::channel<int, int>(opts);
-    for (int i = 0; i < rounds(); ++i) {
-      int written = 0;
-      int seen = -1;
-      std::thread client([&, c = cli]() mutable {
-        auto r = c.req(i);
-        seen = r ? written : -2;  // plain read after the reply was returned
-      });
-      auto rq = srv.wait();
-      REQUIRE(rq);
-      written = i + 7;  // plain write before replying
-      CHECK(rq->ctx.reply(i).has_value());
-      client.join();
-      CHECK(seen == i + 7);
-    }
-  }
-}
+// How the server answers a request, after writing `written` (a plain int), and which
+// outcome the requester must then see. The edge under test is from the write to the
+// requester's return with that outcome.
+using answer_request = ump::request<int, int, int>;
+const struct {
+  const char* name;
+  int offset;  // the value written is i + offset
+  void (*answer)(answer_request rq, int* written, int value, int i);
+  bool (*expected)(const ump::result<int, int>& r, int i);
+} answers[] = {
+    {"server_write_before_reply_visible_after_req_returns", 7,
+     [](answer_request rq, int* written, int value, int i) {
+       *written = value;  // plain write before replying
+       CHECK(rq.ctx.reply(i).has_value());
+     },
+     [](const ump::result<int, int>& r, int) { return r.has_value(); }},
+    {"server_write_before_fail_visible_after_req_returns_app_error", 11,
+     [](answer_request rq, int* written, int value, int i) {
+       *written = value;
+       CHECK(rq.ctx.fail(i).has_value());
+     },
+     [](const ump::result<int, int>& r, int i) {
+       return !r && r.error().code() == ump::errc::app_error && r.error().app() == i;
+     }},
+    {"server_write_before_context_drop_visible_after_no_reply", 13,
+     [](answer_request rq, int* written, int value, int) {
+       *written = value;
+       { auto dropped = std::move(rq); }  // the reply_context is destroyed unreplied here
+     },
+     [](const ump::result<int, int>& r, int) { return !r && r.error().code() == ump::errc::no_reply; }},
+    {"replier_thread_write_before_reply_visible_after_req_returns", 17,
+     [](answer_request rq, int* written, int value, int i) {
+       bool reply_ok = false;
+       std::thread replier([&, ctx = std::move(rq.ctx)]() mutable {
+         *written = value;  // the third thread writes, then replies
+         reply_ok = ctx.reply(i).has_value();
+       });
+       replier.join();
+       CHECK(reply_ok);
+     },
+     [](const ump::result<int, int>& r, int) { return r.has_value(); }},
+};
 
-TEST_CASE("server_write_before_fail_visible_after_req_returns_app_error") {
-  for (const auto& opts : budgets) {
-    auto [srv, cli] = ump::channel<int, int, int>(opts);
-    for (int i = 0; i < rounds(); ++i) {
-      int written = 0;
-      int seen = -1;
-      std::thread client([&, c = cli]() mutable {
-        auto r = c.req(i);
-        seen = (!r && r.error().code() == ump::errc::app_error && r.error().app() == i) ? written : -2;
-      });
-      auto rq = srv.wait();
-      REQUIRE(rq);
-      written = i + 11;
-      CHECK(rq->ctx.fail(i).has_value());
-      client.join();
-      CHECK(seen == i + 11);
-    }
-  }
-}
-
-TEST_CASE("server_write_before_context_drop_visible_after_no_reply") {
-  for (const auto& opts : budgets) {
-    auto [srv, cli] = ump::channel<int, int>(opts);
-    for (int i = 0; i < rounds(); ++i) {
-      int written = 0;
-      int seen = -1;
-      std::thread client([&, c = cli]() mutable {
-        auto r = c.req(i);
-        seen = (!r && r.error().code() == ump::errc::no_reply) ? written : -2;
-      });
-      {
-        auto rq = srv.wait();
-        REQUIRE(rq);
-        written = i + 13;
-      }  // the reply_context is destroyed unreplied here
-      client.join();
-      CHECK(seen == i + 13);
-    }
-  }
-}
-
-TEST_CASE("replier_thread_write_before_reply_visible_after_req_returns") {
-  for (const auto& opts : budgets) {
-    auto [srv, cli] = ump::channel<int, int>(opts);
-    for (int i = 0; i < rounds(); ++i) {
-      int written = 0;
-      int seen = -1;
-      bool reply_ok = false;
-      std::thread client([&, c = cli]() mutable {
-        auto r = c.req(i);
-        seen = r ? written : -2;
-      });
-      auto rq = srv.wait();
-      REQUIRE(rq);
-      std::thread replier([&, ctx = std::move(rq->ctx)]() mutable {
-        written = i + 17;  // the third thread writes, then replies
-        reply_ok = ctx.reply(i).has_value();
-      });
-      client.join();
-      replier.join();
-      CHECK(reply_ok);
-      CHECK(seen == i + 17);
+TEST_CASE("server_write_before_answer_visible_after_req_returns") {
+  for (const auto& row : answers) {
+    SUBCASE(row.name) {
+      for (const auto& opts : budgets) {
+        auto [srv, cli] = ump::channel<int, int, int>(opts);
+        for (int i = 0; i < rounds(); ++i) {
+          int written = 0;
+          int seen = -1;
+          std::thread client([&, c = cli]() mutable {
+            auto r = c.req(i);
+            seen = row.expected(r, i) ? written : -2;  // plain read after req returned
+          });
+          auto rq = srv.wait();
+          REQUIRE(rq);
+          row.answer(std::move(*rq), &written, i + row.offset, i);
+          client.join();
+          CHECK(seen == i + row.offset);
+        }
+      }
     }
   }
 }

@@ -117,8 +117,8 @@ class cell_base {
 
   // --- requester ---------------------------------------------------------------------------
   // Non-blocking check that the outcome is there.
-  // ORDERING: acquire, pairs with publish()'s exchange; the outcome is then readable.
   [[nodiscard]] bool is_ready() const noexcept {
+    // ORDERING: acquire, pairs with publish()'s exchange; the outcome is then readable.
     return state_.load(std::memory_order_acquire) == static_cast<std::uint32_t>(cell_state::ready);
   }
 
@@ -167,6 +167,13 @@ class cell_base {
  private:
   atomic<std::uint32_t> state_{static_cast<std::uint32_t>(cell_state::empty)};
   async_waiter waiter_{};
+
+#if !defined(UMP_MODEL_CHECK)
+  // The state word is a futex word (park.hpp) and neither word may hide a lock: a replier
+  // publishes and wakes from any thread, a coroutine's waiter runs inside publish().
+  static_assert(decltype(state_)::is_always_lock_free && decltype(next_)::is_always_lock_free,
+                "the reply cell's state word and pool link are lock-free atomics");
+#endif
 };
 
 // Raw storage for one T whose lifetime the protocol manages by hand.
@@ -197,24 +204,32 @@ class reply_cell : public cell_base {
 // `next_` is harmless (its CAS fails on the tag).
 class cell_pool {
  public:
-  // ORDERING: acquire on the winning CAS pairs with push()'s release CAS: the popper sees the
-  // cell as the pusher left it.
   cell_base* try_pop() noexcept {
+    // ORDERING: acquire, pairs with push()'s release CAS: `next_` of the head cell is read
+    // as its pusher left it.
     std::uint64_t h = head_.load(std::memory_order_acquire);
     for (;;) {
       cell_base* c = ptr(h);
       if (c == nullptr) return nullptr;
+      // ORDERING: relaxed; the acquire that produced `h` (the load above or the failed CAS
+      // below) pairs with the release CAS that pushed `c`, after its store to next_. A stale
+      // value (c popped and pushed again since) is harmless: the CAS fails on the tag.
       cell_base* next = c->next_.load(std::memory_order_relaxed);
+      // ORDERING: acquire on success pairs with push()'s release CAS: the popper sees the
+      // cell as the pusher left it; acquire on failure, for the retry's read of next_.
       if (head_.compare_exchange_weak(h, pack(next, tag(h) + 1), std::memory_order_acquire,
                                       std::memory_order_acquire))
         return c;
     }
   }
-  // ORDERING: release CAS, pairs with try_pop()'s acquire CAS.
   void push(cell_base* c) noexcept {
+    // ORDERING: relaxed; only a guess of the head, which the CAS below checks.
     std::uint64_t h = head_.load(std::memory_order_relaxed);
     do {
+      // ORDERING: relaxed; published by the release CAS below (pairs with try_pop()).
       c->next_.store(ptr(h), std::memory_order_relaxed);
+      // ORDERING: release on success, pairs with try_pop()'s acquire load and CAS; relaxed on
+      // failure, which only retries with the head it read.
     } while (!head_.compare_exchange_weak(h, pack(c, tag(h) + 1), std::memory_order_release,
                                           std::memory_order_relaxed));
   }
@@ -231,6 +246,9 @@ class cell_pool {
     return p | (t << tag_shift);
   }
   atomic<std::uint64_t> head_{0};  // its line is chosen by the owner (state.hpp)
+#if !defined(UMP_MODEL_CHECK)
+  static_assert(decltype(head_)::is_always_lock_free, "the pool head is a lock-free 64-bit word (pointer and tag)");
+#endif
 };
 
 }  // namespace ump::detail

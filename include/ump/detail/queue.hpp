@@ -34,7 +34,8 @@ struct envelope {
   cell_base* node;
   alignas(8) unsigned char bytes[inline_capacity];
 };
-static_assert(std::is_trivially_copyable_v<envelope> && sizeof(envelope) == 16);
+static_assert(std::is_trivially_copyable_v<envelope> && sizeof(envelope) == 16,
+              "an envelope is copied byte for byte, 16 bytes: four per cache line");
 
 // Posts of these types travel inline (copied byte for byte into the envelope).
 template <class P>
@@ -45,6 +46,7 @@ struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
   // Small blocks (32 envelopes, 512 bytes): an idle channel should stay small. The queue is
   // made with no blocks at all; the first send allocates one.
   static const std::size_t BLOCK_SIZE = 32;
+  static_assert(BLOCK_SIZE * sizeof(envelope) == 512, "a queue block holds 512 bytes of envelopes");
   // The producer's block index starts small and doubles as blocks are added.
   static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 4;
   // Only the channel's explicit producer enqueues: no implicit producers, and so no hash
@@ -67,11 +69,15 @@ class node_queue : public moodycamel::ConcurrentQueue<envelope, queue_traits> {
  public:
   using base::base;
   bool enqueue(moodycamel::ProducerToken& t, const envelope& e) {
+    // ORDERING: release, stands for the enqueue's release of the element; pairs with the
+    // acquire RMW after a successful dequeue (below).
     sync_.fetch_add(1, std::memory_order_release);
     return base::enqueue(t, e);
   }
   std::size_t try_dequeue_bulk_from_producer(const moodycamel::ProducerToken& t, envelope* out, std::size_t max) {
     const std::size_t n = base::try_dequeue_bulk_from_producer(t, out, max);
+    // ORDERING: acquire, stands for the dequeue's acquire of the element; pairs with the
+    // release RMW before every enqueue (above).
     if (n != 0) sync_.fetch_add(0, std::memory_order_acquire);
     return n;
   }
@@ -89,6 +95,8 @@ class spin_lock {
   void lock() noexcept {
     // ORDERING: acquire, pairs with unlock()'s release store.
     while (locked_.exchange(true, std::memory_order_acquire)) {
+      // ORDERING: relaxed; only waits for the lock to look free: the acquire exchange above
+      // is what takes it.
       for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
         if (i < 64) {
           cpu_relax();
@@ -103,6 +111,9 @@ class spin_lock {
 
  private:
   atomic<bool> locked_{false};
+#if !defined(UMP_MODEL_CHECK)
+  static_assert(decltype(locked_)::is_always_lock_free, "the send lock is a lock-free flag");
+#endif
 };
 
 }  // namespace ump::detail

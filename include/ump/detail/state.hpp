@@ -110,6 +110,7 @@ class state_base {
   }
   // increment-if-not-zero, for weak_client::upgrade().
   bool try_add_strong() noexcept {
+    // ORDERING: relaxed; a first guess for the CAS below, which re-reads on failure.
     std::uint32_t s = strong_.load(std::memory_order_relaxed);
     do {
       if (s == 0) return false;
@@ -232,6 +233,8 @@ class state_base {
   // Server thread: true when no message is announced or held in the receive batch.
   [[nodiscard]] bool empty() const noexcept { return queued() == 0; }
   [[nodiscard]] std::uint32_t queued() const noexcept {
+    // ORDERING: relaxed; a count, not a hand-over: the server takes a message only after an
+    // acquire load of ctl_ (try_take, take) or the dequeue's own acquire.
     return pending(ctl_.load(std::memory_order_relaxed)) + (batch_len_ - batch_pos_);
   }
 
@@ -284,7 +287,10 @@ class state_base {
   }
 
  protected:
+  // ORDERING: relaxed; a statistic, read by the destructor's leak check, which the last
+  // reference's acq_rel release (release_group) orders after every allocation.
   void count_allocation() noexcept { allocated_.fetch_add(1, std::memory_order_relaxed); }
+  // ORDERING: relaxed; see count_allocation().
   [[nodiscard]] std::size_t allocated() const noexcept { return allocated_.load(std::memory_order_relaxed); }
 
  private:
@@ -381,7 +387,22 @@ class state_base {
   static constexpr std::uint32_t stock_batch = 16;  // nodes taken from the pool per refill
   alignas(cache_line_size) spin_lock send_lock_;
   cell_base* stock_ = nullptr;  // a list linked through cell_base::next_
+
+#if !defined(UMP_MODEL_CHECK)
+  // ctl_ is the server's futex word; the counts are changed from any thread, including
+  // from destructors and a coroutine's resumption: none of them may hide a lock.
+  static_assert(decltype(ctl_)::is_always_lock_free && decltype(taken_)::is_always_lock_free &&
+                    decltype(server_refs_)::is_always_lock_free && decltype(woke_at_)::is_always_lock_free &&
+                    decltype(client_refs_)::is_always_lock_free && decltype(strong_)::is_always_lock_free &&
+                    decltype(groups_)::is_always_lock_free && decltype(allocated_)::is_always_lock_free,
+                "the shared state's control word and counts are lock-free atomics");
+#endif
 };
+
+#if !defined(UMP_MODEL_CHECK)
+static_assert(sizeof(state_base) <= 11 * cache_line_size,
+              "an idle channel's shared state stays within eleven cache lines (under 1 KiB with its producer)");
+#endif
 
 // A pooled node: the reply cell, then the message (M = S for ump, a variant for ng). Aligned
 // to a cache line, so that a request with small message and reply moves exactly one line
@@ -392,6 +413,11 @@ class alignas(cache_line_size) node final : public reply_cell<R, E> {
  public:
   manual_storage<M> msg_;
 };
+#if !defined(UMP_MODEL_CHECK)
+static_assert(sizeof(node<std::uint64_t, std::uint64_t, void>) == cache_line_size &&
+                  alignof(node<std::uint64_t, std::uint64_t, void>) == cache_line_size,
+              "a request with a small message and reply travels in exactly one cache line");
+#endif
 
 // Builds the outcome in `cell` and publishes it. If the requester had abandoned, the outcome
 // is destroyed and the node recycled here. If building the outcome throws, nothing was
