@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "ump/detail/state.hpp"
+#include "ump/detail/channel_state.hpp"
 #include "ump/options.hpp"
 #include "ump/result.hpp"
 

@@ -1,7 +1,12 @@
 // Reply-cell slow path: a requester thread waits for its outcome (see ump/detail/cell.hpp).
 #include "ump/detail/cell.hpp"
 
+#include "ump/detail/state.hpp"  // pin_owner: a parked requester's reference on its channel
+
 namespace ump::detail {
+
+void pin_owner(state_base* st) noexcept { st->add_ref(state_base::client_group); }
+void unpin_owner(state_base* st) noexcept { st->release(state_base::client_group); }
 namespace {
 // The calling thread's recent reply waits, across channels (see wait_history).
 thread_local wait_history t_reply_waits;

@@ -19,9 +19,6 @@ state_base::~state_base() { --model_live_states; }
 state_base::~state_base() = default;
 #endif
 
-void pin_owner(state_base* st) noexcept { st->add_ref(state_base::client_group); }
-void unpin_owner(state_base* st) noexcept { st->release(state_base::client_group); }
-
 void state_base::release_group() noexcept {
   // ORDERING: acq_rel; the second group to finish sees everything the first one did.
   if (groups_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;

@@ -21,7 +21,8 @@ elseif(UMP_MODEL_CHECK_TESTS)
     ${CMAKE_CURRENT_SOURCE_DIR}/model/park_model.cpp
     # The library's own protocol sources (park.cpp is replaced by park_model.cpp).
     ${PROJECT_SOURCE_DIR}/src/cell.cpp
-    ${PROJECT_SOURCE_DIR}/src/error.cpp
+    ${PROJECT_SOURCE_DIR}/src/config.cpp
+    ${PROJECT_SOURCE_DIR}/src/result.cpp
     ${PROJECT_SOURCE_DIR}/src/state.cpp)
   target_compile_features(model_check PRIVATE cxx_std_20)
   target_compile_definitions(model_check PRIVATE UMP_MODEL_CHECK=1 UMP_ENABLE_ASSERTS=1)

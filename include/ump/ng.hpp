@@ -26,6 +26,7 @@
 #include <utility>
 #include <variant>
 
+#include "ump/detail/access.hpp"
 #include "ump/detail/endpoint.hpp"
 #include "ump/options.hpp"
 #include "ump/reply_context.hpp"
@@ -110,7 +111,9 @@ class client {
 
   // As ump::client::req / req_async / areq (see ump/client.hpp).
   [[nodiscard]] result<R, E> req(S s) { return core_.request(std::in_place_index<1>, std::move(s)); }
-  wait_reply<R, E> req_async(S s) { return core_.request_async(std::in_place_index<1>, std::move(s)); }
+  wait_reply<R, E> req_async(S s) {
+    return ump::detail::access::make<wait_reply<R, E>>(core_.request_pending(std::in_place_index<1>, std::move(s)));
+  }
   template <scheduler Sched = inline_scheduler>
   ump::detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
     return core_.request_awaitable(std::move(sched), std::in_place_index<1>, std::move(s));
@@ -192,7 +195,7 @@ class server
         return message_type(std::move(*std::get_if<0>(&m)));
       });
     }
-    reply_context<R, E> ctx = core.context_for(n);
+    auto ctx = ump::detail::access::make<reply_context<R, E>>(core.state(), n);
     return core.unpack(n, [&](detail::node_message<P, S>&& m) {
       return message_type(request<P, S, R, E>{std::move(*std::get_if<1>(&m)), std::move(ctx)});
     });

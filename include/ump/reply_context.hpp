@@ -15,6 +15,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "ump/detail/access.hpp"
+#include "ump/detail/cell.hpp"
+#include "ump/detail/reply_protocol.hpp"
 #include "ump/detail/state.hpp"
 #include "ump/result.hpp"
 
@@ -65,8 +68,7 @@ class reply_context {
   ~reply_context() { finish_unreplied(); }
 
  private:
-  template <class, class, class>
-  friend class detail::server_core;
+  friend struct detail::access;
   using cell_type = detail::reply_cell<R, E>;
 
   // No reference of its own: the request's node holds one until it is recycled.

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "ump/client.hpp"
+#include "ump/detail/access.hpp"
 #include "ump/detail/endpoint.hpp"
 #include "ump/reply_context.hpp"
 #include "ump/result.hpp"
@@ -72,7 +73,7 @@ class server : public detail::server_front<server<S, R, E>, S, R, E, request<S, 
   // answers no_reply and the exception reaches the server's caller.
   result<request_type, E> convert(detail::envelope& e) {
     node_type* n = front::core_type::node_of(e);
-    reply_context<R, E> ctx = this->core_.context_for(n);
+    auto ctx = detail::access::make<reply_context<R, E>>(this->core_.state(), n);
     return this->core_.unpack(n, [&](S&& s) { return request_type{std::move(s), std::move(ctx)}; });
   }
 };

@@ -16,135 +16,16 @@
 #pragma once
 
 #include <chrono>
-#include <coroutine>
 #include <utility>
 
-#include "ump/detail/state.hpp"
+#include "ump/detail/access.hpp"
+#include "ump/detail/awaiters.hpp"
+#include "ump/detail/park.hpp"
+#include "ump/detail/pending_reply.hpp"
 #include "ump/result.hpp"
 #include "ump/scheduler.hpp"
 
 namespace ump {
-
-template <class R, class E>
-class wait_reply;
-
-namespace detail {
-
-// Owns one pending request: its cell, whose node holds the reference that keeps the channel
-// alive (state.hpp), or the outcome of a request that was never sent (early_). Shared by
-// wait_reply and the reply awaiter: one way to wait, consume and abandon, for threads and
-// coroutines.
-template <class R, class E>
-class pending_reply {
- public:
-  pending_reply() noexcept = default;
-  pending_reply(state_base* st, reply_cell<R, E>* cell) noexcept : st_(st), cell_(cell) {}
-  // A request that was never sent: collecting it reports `early`.
-  explicit pending_reply(errc early) noexcept : early_(early) {}
-  pending_reply(pending_reply&& o) noexcept
-      : st_(std::exchange(o.st_, nullptr)), cell_(std::exchange(o.cell_, nullptr)), early_(std::exchange(o.early_, errc{})) {}
-  pending_reply& operator=(pending_reply&& o) noexcept {
-    if (this != &o) {
-      reset();
-      st_ = std::exchange(o.st_, nullptr);
-      cell_ = std::exchange(o.cell_, nullptr);
-      early_ = std::exchange(o.early_, errc{});
-    }
-    return *this;
-  }
-  ~pending_reply() { reset(); }
-
-  // True until the outcome is collected (or the request abandoned, or this moved from).
-  [[nodiscard]] bool valid() const noexcept { return cell_ != nullptr || early_ != errc{}; }
-  // True once collecting will not wait.
-  [[nodiscard]] bool ready() const noexcept { return early_ != errc{} || (cell_ != nullptr && cell_->is_ready()); }
-  // True while a reply is still to come from the server (the awaiter may register for it).
-  [[nodiscard]] bool awaiting_reply() const noexcept { return cell_ != nullptr && !cell_->is_ready(); }
-  reply_cell<R, E>* cell() const noexcept { return cell_; }
-
-  // Blocks until the outcome or the deadline. On time-out the request is abandoned.
-  result<R, E> wait(deadline dl) {
-    if (early_ != errc{}) return error<E>(std::exchange(early_, errc{}));
-    UMP_CHECK(cell_ != nullptr, "a wait_reply is collected once (used after wait, co_await or move)");
-    if (!cell_->wait_ready(st_->wait_opts(), dl)) {
-      cell_ = nullptr;  // abandoned: the replier recycles it
-      st_ = nullptr;
-      return error<E>(errc::timed_out);
-    }
-    return take();
-  }
-
-  // Precondition: ready. Moves the outcome out and gives the cell back.
-  result<R, E> take() {
-    if (early_ != errc{}) return error<E>(std::exchange(early_, errc{}));
-    auto* c = std::exchange(cell_, nullptr);
-    return consume(*std::exchange(st_, nullptr), *c);  // recycles the node: last use of st_
-  }
-
-  void reset() noexcept {
-    if (cell_ != nullptr) abandon(*st_, *std::exchange(cell_, nullptr));
-    st_ = nullptr;
-  }
-
-  // After register_async_waiter succeeded: abandons the request unless its outcome already
-  // arrived. Returns true if abandoned (the waiter will never be called; this is now empty),
-  // false if the waiter has been or is being called (take() the outcome as usual).
-  // On success, take() then reports errc::origin_disappeared.
-  bool withdraw_async() noexcept {
-    if (cell_ == nullptr || !cell_->withdraw_async_waiter()) return false;
-    cell_ = nullptr;  // abandoned: the replier recycles it
-    st_ = nullptr;
-    early_ = errc::origin_disappeared;
-    return true;
-  }
-
- private:
-  state_base* st_ = nullptr;
-  reply_cell<R, E>* cell_ = nullptr;
-  errc early_{};  // nonzero: the outcome of a request that never got (or stopped) waiting
-};
-
-// The awaiter behind co_await on a wait_reply and client::areq(). Owns the pending request.
-// If the coroutine is destroyed while suspended here, the request is abandoned and never
-// resumes it; the server's reply() then returns origin_disappeared.
-template <class R, class E, class Sched>
-class [[nodiscard]] reply_awaiter {
- public:
-  // `p` may hold a request that never got sent (the server was already gone).
-  reply_awaiter(pending_reply<R, E> p, Sched s) noexcept : p_(std::move(p)), sched_(std::move(s)) {}
-  reply_awaiter(reply_awaiter&&) noexcept = default;
-  reply_awaiter& operator=(reply_awaiter&&) = delete;
-
-  bool await_ready() const noexcept { return !p_.awaiting_reply(); }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    h_ = h;
-    // Transition empty → waiting_async; fails only if the reply already arrived.
-    return p_.cell()->register_async_waiter({&wake, this});
-  }
-  result<R, E> await_resume() {
-    UMP_CHECK(p_.valid(), "a reply awaiter is awaited once");
-    UMP_ASSERT(p_.ready(), "a reply awaiter resumes only after its reply arrived");
-    return p_.take();
-  }
-
-  // For adapters that drive this awaiter without a coroutine (ump/asio.hpp cancellation).
-  // Precondition: await_suspend returned true. Abandons the request unless the reply has
-  // already arrived; returns true if it did (the scheduler will never be called, and
-  // await_resume() yields origin_disappeared), false if the wake-up has been or is being
-  // delivered to the scheduler.
-  bool withdraw() noexcept { return p_.withdraw_async(); }
-
- private:
-  static void wake(void* self) noexcept {
-    auto* a = static_cast<reply_awaiter*>(self);
-    a->sched_.schedule(a->h_);  // may resume (and destroy) *a: nothing after this line
-  }
-  pending_reply<R, E> p_;
-  Sched sched_;
-  std::coroutine_handle<> h_{};
-};
-
-}  // namespace detail
 
 template <class R, class E = void>
 class [[nodiscard]] wait_reply {
@@ -185,8 +66,7 @@ class [[nodiscard]] wait_reply {
   void operator co_await() & = delete;
 
  private:
-  template <class, class, class>
-  friend class detail::client_core;
+  friend struct detail::access;
   explicit wait_reply(detail::pending_reply<R, E> p) noexcept : p_(std::move(p)) {}
   detail::pending_reply<R, E> p_;
 };

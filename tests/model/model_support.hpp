@@ -10,7 +10,7 @@
 
 #include <chrono>
 
-#include "ump/detail/state.hpp"
+#include "ump/detail/channel_state.hpp"
 #include "ump/options.hpp"
 
 namespace ump::detail::model {

@@ -6,27 +6,23 @@
 #pragma once
 
 #include <chrono>
-#include <coroutine>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <utility>
 
+#include "ump/detail/awaiters.hpp"
+#include "ump/detail/channel_state.hpp"
+#include "ump/detail/config.hpp"
+#include "ump/detail/park.hpp"
+#include "ump/detail/pending_reply.hpp"
+#include "ump/detail/reply_protocol.hpp"
+#include "ump/detail/scope_exit.hpp"
 #include "ump/detail/state.hpp"
-#include "ump/reply_context.hpp"
 #include "ump/result.hpp"
 #include "ump/scheduler.hpp"
-#include "ump/wait_reply.hpp"
 
 namespace ump::detail {
-
-// Reaches the core of a public client or server (tests and adapters inside ump only).
-struct access {
-  template <class T>
-  static auto& core(T& x) noexcept {
-    return x.core_;
-  }
-};
 
 template <class M, class R, class E>
 class client_core {
@@ -118,11 +114,6 @@ class client_core {
     return pending_reply<R, E>(st_, n);
   }
 
-  template <class... A>
-  wait_reply<R, E> request_async(A&&... a) {
-    return wait_reply<R, E>(request_pending(std::forward<A>(a)...));
-  }
-
   template <class Sched, class... A>
   reply_awaiter<R, E, Sched> request_awaitable(Sched sched, A&&... a) {
     return {request_pending(std::forward<A>(a)...), std::move(sched)};
@@ -211,9 +202,6 @@ class server_core {
     return static_cast<node_type*>(e.node);
   }
 
-  // A reply context for a received request node (adds a server-group reference).
-  reply_context<R, E> context_for(node_type* n) noexcept { return reply_context<R, E>(st_, n); }
-
   // Moves the message out of a received node into `f(M&&)`'s result, destroying the node's
   // copy whatever happens.
   template <class F>
@@ -232,9 +220,6 @@ class server_core {
   }
   state_type* st_;
 };
-
-template <class Server, class Sched>
-class server_awaiter;
 
 // The receiving calls shared by ump::server and ump::ng::server, written once. `Derived`
 // turns a received envelope into its message type Msg with convert(envelope&). The public
@@ -288,96 +273,6 @@ class server_front {
     if (s == poll_status::no_clients) return clients_gone();
     return self().convert(e);
   }
-};
-
-// The awaiter behind server::async_wait(). `Server` provides core() and convert(node*) →
-// the message type, and clients_gone() → the error result.
-//
-// Stale wake-ups. A sender that saw the waiter's flag in its announce wakes it later, after
-// releasing the send lock; by then another sender may have woken the server, which took both
-// messages and registered again. The late waker then claims a registration made after its
-// message was taken. So a wake-up is checked where it lands: the claim gives the waker sole
-// use of the suspended server, and wake() looks for news (a message announced and not yet
-// taken, or the clients gone). Only then is the coroutine scheduled, and it takes the
-// message itself when it resumes; otherwise the waiter is registered again and stays
-// suspended. A coroutine therefore never resumes with nothing to take, and a message is
-// taken only by the coroutine that handles it.
-template <class Server, class Sched>
-class [[nodiscard]] server_awaiter {
- public:
-  server_awaiter(Server& s, Sched sched) noexcept : s_(&s), sched_(std::move(sched)) {}
-  server_awaiter(server_awaiter&&) noexcept = default;
-  server_awaiter& operator=(server_awaiter&&) = delete;
-  ~server_awaiter() {
-    // The coroutine was destroyed while parked here: withdraw the waiter if no sender has
-    // claimed it yet (if one has, its resumption is already under way).
-    if (registered_) (void)s_->core().state()->unregister_server_waiter();
-  }
-
-  bool await_ready() noexcept { return (status_ = s_->core().try_take(env_)) != poll_status::empty; }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    h_ = h;
-    registered_ = true;
-    if (!news_or_register()) return true;  // registered: *this may already be resumed elsewhere
-    registered_ = false;
-    return false;
-  }
-  auto await_resume() {
-    using result_type = decltype(s_->convert(env_));
-    auto* st = s_->core().state();
-    if (withdrew_) st->clear_withdrawing();  // the delivery it asked for is this one
-    if (status_ == poll_status::empty) status_ = s_->core().try_take(env_);
-    if (status_ == poll_status::empty) {
-      // Only a withdrawal that lost the race to a claimed wake-up delivers nothing.
-      UMP_CHECK(withdrew_, "a server awaiter resumes only when there is news");
-      return result_type(typename result_type::error_type(errc::origin_disappeared));
-    }
-    if (status_ == poll_status::no_clients) return result_type(s_->clients_gone());
-    return s_->convert(env_);
-  }
-
-  // For adapters that drive this awaiter without a coroutine (ump/asio.hpp cancellation).
-  // Precondition: await_suspend returned true and withdraw() has not been called yet.
-  // Returns true if the waiter was withdrawn before any sender claimed it (the scheduler
-  // will never be called; nothing was taken), false if a wake-up has been or is being
-  // delivered: it brings either a message or, if the claim found nothing, an empty outcome
-  // that await_resume() reports as errc::origin_disappeared.
-  bool withdraw() noexcept {
-    if (s_->core().state()->withdraw_server_waiter()) {
-      registered_ = false;
-      return true;
-    }
-    withdrew_ = true;
-    return false;
-  }
-
- private:
-  // The caller holds the server exclusively: the coroutine before it suspends, or a waker
-  // that claimed the registration. Returns true if there is news (deliver: the coroutine
-  // takes it when it resumes) or a withdrawal to deliver, false once the waiter is
-  // registered (stay suspended until the next claim; from then on *this may be resumed and
-  // destroyed by another waker at any moment, so nothing here touches it after that).
-  bool news_or_register() noexcept {
-    auto* st = s_->core().state();
-    for (;;) {
-      const std::uint32_t c = st->load_ctl();
-      if ((c & state_base::withdrawing) != 0 || st->has_news(c)) return true;
-      if (st->register_server_waiter({&wake, this}, c)) return false;
-    }
-  }
-  static void wake(void* self) noexcept {
-    auto* a = static_cast<server_awaiter*>(self);
-    if (!a->news_or_register()) return;  // stale: registered again, stays suspended
-    a->registered_ = false;
-    a->sched_.schedule(a->h_);  // may resume (and destroy) *a: nothing after this line
-  }
-  Server* s_;
-  Sched sched_;
-  std::coroutine_handle<> h_{};
-  envelope env_{};
-  poll_status status_ = poll_status::empty;
-  bool registered_ = false;
-  bool withdrew_ = false;  // withdraw() lost to a claim (the adapter's context only)
 };
 
 }  // namespace ump::detail

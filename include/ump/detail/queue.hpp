@@ -14,7 +14,6 @@
 #include <atomic>  // std::memory_order
 #include <cstddef>
 #include <cstdint>
-#include <thread>
 #include <type_traits>
 
 #include <concurrentqueue.h>  // found by CMake (Debian: /usr/include/concurrentqueue)
@@ -87,33 +86,5 @@ class node_queue : public moodycamel::ConcurrentQueue<envelope, queue_traits> {
 };
 #endif
 using producer_token = moodycamel::ProducerToken;
-
-// A tiny test-and-test-and-set lock: the channel's send lock. Senders hold it for a few
-// dozen instructions (take a node, build the message, announce, enqueue).
-class spin_lock {
- public:
-  void lock() noexcept {
-    // ORDERING: acquire, pairs with unlock()'s release store.
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      // ORDERING: relaxed; only waits for the lock to look free: the acquire exchange above
-      // is what takes it.
-      for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
-        if (i < 64) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  // ORDERING: release, pairs with lock()'s acquire exchange.
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
- private:
-  atomic<bool> locked_{false};
-#if !defined(UMP_MODEL_CHECK)
-  static_assert(decltype(locked_)::is_always_lock_free, "the send lock is a lock-free flag");
-#endif
-};
 
 }  // namespace ump::detail

@@ -47,6 +47,7 @@
 #include "ump/detail/config.hpp"
 #include "ump/detail/park.hpp"
 #include "ump/detail/queue.hpp"
+#include "ump/detail/spin_lock.hpp"
 #include "ump/options.hpp"
 
 namespace ump::detail {
@@ -403,117 +404,5 @@ class state_base {
 static_assert(sizeof(state_base) <= 11 * cache_line_size,
               "an idle channel's shared state stays within eleven cache lines (under 1 KiB with its producer)");
 #endif
-
-// A pooled node: the reply cell, then the message (M = S for ump, a variant for ng). Aligned
-// to a cache line, so that a request with small message and reply moves exactly one line
-// to the server and one line back (a 64-byte node at malloc's 16-byte alignment straddles
-// two lines three times in four).
-template <class M, class R, class E>
-class alignas(cache_line_size) node final : public reply_cell<R, E> {
- public:
-  manual_storage<M> msg_;
-};
-#if !defined(UMP_MODEL_CHECK)
-static_assert(sizeof(node<std::uint64_t, std::uint64_t, void>) == cache_line_size &&
-                  alignof(node<std::uint64_t, std::uint64_t, void>) == cache_line_size,
-              "a request with a small message and reply travels in exactly one cache line");
-#endif
-
-// Builds the outcome in `cell` and publishes it. If the requester had abandoned, the outcome
-// is destroyed and the node recycled here. If building the outcome throws, nothing was
-// published and the caller still owns the cell.
-template <class R, class E, class... A>
-publish_result complete(state_base& st, reply_cell<R, E>& cell, A&&... a) {
-  cell.outcome_.emplace(std::forward<A>(a)...);
-  if (cell.publish() == publish_result::delivered) return publish_result::delivered;
-  cell.outcome_.destroy();
-  st.recycle(&cell);
-  return publish_result::origin_gone;
-}
-
-// Runs `f` at scope exit unless dismissed. Works with and without exceptions.
-template <class F>
-class scope_exit {
- public:
-  explicit scope_exit(F f) noexcept : f_(std::move(f)) {}
-  scope_exit(const scope_exit&) = delete;
-  scope_exit& operator=(const scope_exit&) = delete;
-  ~scope_exit() {
-    if (armed_) f_();
-  }
-  void dismiss() noexcept { armed_ = false; }
-
- private:
-  F f_;
-  bool armed_ = true;
-};
-
-// Requester side: moves the ready outcome out, destroys it and recycles the node, even if
-// the move throws.
-template <class R, class E>
-result<R, E> consume(state_base& st, reply_cell<R, E>& cell) {
-  scope_exit done([&]() noexcept {
-    cell.outcome_.destroy();
-    st.recycle(&cell);
-  });
-  return std::move(cell.outcome_.get());
-}
-
-// Requester side: gives up on a request. Cleans up if the outcome had already arrived.
-template <class R, class E>
-void abandon(state_base& st, reply_cell<R, E>& cell) noexcept {
-  if (cell.abandon()) {
-    cell.outcome_.destroy();
-    st.recycle(&cell);
-  }
-}
-
-// The typed state: knows the node type, so it can allocate, delete and fail nodes.
-template <class M, class R, class E>
-class channel_state final : public state_base {
- public:
-  using node_type = node<M, R, E>;
-  using state_base::state_base;
-
-  // A node from the pool, or a new one. May throw std::bad_alloc (allocation only).
-  node_type* acquire_node() {
-    if (cell_base* c = pop_free()) return static_cast<node_type*>(c);
-    return allocate_node();
-  }
-  // The same through the send stock (send lock held).
-  node_type* acquire_node_locked() {
-    if (cell_base* c = pop_stock()) return static_cast<node_type*>(c);
-    return allocate_node();
-  }
-
- private:
-  node_type* allocate_node() {
-    auto* n = new node_type;
-    n->owner_ = this;
-    count_allocation();
-    add_ref(client_group);
-    return n;
-  }
-
-  // Every node is back in the pool by now: each holder of one also held a reference.
-  ~channel_state() override {
-    std::size_t freed = 0;
-    while (cell_base* c = pop_free()) {
-      delete static_cast<node_type*>(c);
-      ++freed;
-    }
-    UMP_ASSERT(freed == allocated(), "every reply cell returns to its pool before the channel dies");
-  }
-  void fail_queued(cell_base* c) noexcept override {
-    auto* n = static_cast<node_type*>(c);
-    n->msg_.destroy();
-    if (c->is_post_) {
-      recycle(c);
-      return;
-    }
-    // error<E>(errc) cannot throw.
-    (void)complete(*this, *n, error<E>(errc::server_disappeared));
-  }
-};
 
 }  // namespace ump::detail

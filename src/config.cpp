@@ -1,33 +1,12 @@
-// Error messages, assertion reporting and test hooks.
+// What ump/detail/config.hpp declares out of line: reporting a broken usage rule or a fatal
+// condition, and the test-only delay hooks.
 #include "ump/detail/config.hpp"  // first: in model-checking builds it brings in Relacy
 
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
-#include "ump/result.hpp"
-
-namespace ump {
-
-const char* to_string(errc c) noexcept {
-  switch (c) {
-    case errc::server_disappeared:
-      return "server disappeared";
-    case errc::clients_disappeared:
-      return "clients disappeared";
-    case errc::no_reply:
-      return "no reply";
-    case errc::origin_disappeared:
-      return "origin disappeared";
-    case errc::app_error:
-      return "application error";
-    case errc::timed_out:
-      return "timed out";
-  }
-  return "unknown ump error";
-}
-
-namespace detail {
+namespace ump::detail {
 
 void assert_fail(const char* rule, const char* file, int line) noexcept {
 #if defined(UMP_MODEL_CHECK)
@@ -46,16 +25,6 @@ void fatal(const char* what) noexcept {
   std::abort();
 }
 
-void throw_bad_result_access(errc c) {
-#if UMP_HAS_EXCEPTIONS
-  throw bad_result_access(c);
-#else
-  std::fprintf(stderr, "ump: result::value() called on an error: %s\n", to_string(c));
-  std::fflush(stderr);
-  std::abort();
-#endif
-}
-
 #if defined(UMP_TEST_HOOKS)
 namespace {
 std::atomic<delay_hook> g_hook{nullptr};
@@ -69,5 +38,4 @@ void run_delay_hook(delay_point p) noexcept {
 }
 #endif
 
-}  // namespace detail
-}  // namespace ump
+}  // namespace ump::detail

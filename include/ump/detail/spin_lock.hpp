@@ -1,0 +1,43 @@
+// ump/detail/spin_lock.hpp — spin_lock: the channel's send lock.
+//
+// Internal. A test-and-test-and-set flag that spins briefly, then yields. Held only for the
+// few dozen instructions of a send.
+#pragma once
+
+#include <atomic>  // std::memory_order
+#include <thread>
+
+#include "ump/detail/atomic.hpp"
+#include "ump/detail/config.hpp"
+
+namespace ump::detail {
+
+// A tiny test-and-test-and-set lock: the channel's send lock. Senders hold it for a few
+// dozen instructions (take a node, build the message, announce, enqueue).
+class spin_lock {
+ public:
+  void lock() noexcept {
+    // ORDERING: acquire, pairs with unlock()'s release store.
+    while (locked_.exchange(true, std::memory_order_acquire)) {
+      // ORDERING: relaxed; only waits for the lock to look free: the acquire exchange above
+      // is what takes it.
+      for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
+        if (i < 64) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  // ORDERING: release, pairs with lock()'s acquire exchange.
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  atomic<bool> locked_{false};
+#if !defined(UMP_MODEL_CHECK)
+  static_assert(decltype(locked_)::is_always_lock_free, "the send lock is a lock-free flag");
+#endif
+};
+
+}  // namespace ump::detail
