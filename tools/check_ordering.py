@@ -103,7 +103,11 @@ def check_text(text):
         if start in starts:
             continue  # one report per statement
         starts.add(start)
-        if any(NOTE in lines[k] for k in range(start, i + 1)):
+        # ... and down to its last line.
+        end = i
+        while end + 1 < len(lines) and not ends_statement(strip_code(lines[end])):
+            end += 1
+        if any(NOTE in lines[k] for k in range(start, end + 1)):
             continue
         k = start - 1
         noted = False
@@ -128,6 +132,8 @@ def self_test():
          "    std::memory_order_release,\n    std::memory_order_relaxed)) {}", []),
         ("while (!h.compare_exchange_weak(a, b, std::memory_order_release,\n"
          "                                std::memory_order_relaxed)) {}", [1]),
+        ("while (!h.compare_exchange_weak(a, b, std::memory_order_release,\n"
+         "    std::memory_order_relaxed)) {}  // ORDERING: release, pairs with g()", []),
         ("// ORDERING: acquire\nvoid f() {\n  x.load(std::memory_order_acquire);\n}", [3]),
         ("// Some prose.\n// ORDERING: relaxed, a hint\n// More prose.\nx.load(std::memory_order::relaxed);", []),
         ("#include <atomic>  // std::memory_order\n// memory_order_relaxed in prose", []),
