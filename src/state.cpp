@@ -79,9 +79,9 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
     const clock::time_point waiting_from = clock::now();
     const bool at_once = waits_.park_at_once(opts_);
     if (!at_once && spin_until(&poll_for_server, this, opts_, dl, &waits_)) continue;  // a batch, or the no_clients hint
-    // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
+    // ORDERING: acquire, pairs with send_locked()'s fetch_add and drop_strong()'s fetch_or.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-    if (pending(c) > 0 || (c & no_clients) != 0) continue;
+    if (backlog(c) > 0 || (c & no_clients) != 0) continue;
     UMP_TEST_DELAY(server_before_park);
     std::uint32_t expected = c;
     // ORDERING: acq_rel; a sender's fetch_add that follows sees parked_thread and wakes us.
@@ -109,7 +109,7 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
 }
 
 void state_base::close() noexcept {
-  // ORDERING: acq_rel; totally ordered with every send()'s fetch_add (see state.hpp).
+  // ORDERING: acq_rel; totally ordered with every send_locked()'s fetch_add (see state.hpp).
   ctl_.fetch_or(closed, std::memory_order_acq_rel);
   // Received in bulk but never handed out: these were counted as taken already.
   const auto fail = [this](const envelope& e) noexcept {
@@ -117,9 +117,9 @@ void state_base::close() noexcept {
   };
   while (batch_pos_ != batch_len_) fail(batch_[batch_pos_++]);
   for (;;) {
-    // ORDERING: acquire, pairs with send()'s fetch_add.
+    // ORDERING: acquire, pairs with send_locked()'s fetch_add.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-    if (pending(c) == 0) break;
+    if (backlog(c) == 0) break;
     envelope e;
     if (dequeue_one(e)) {
       note_taken();

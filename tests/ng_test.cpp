@@ -23,7 +23,7 @@ namespace {
 // P = S = R = tracked, E = int.
 using client_t = ump::ng::client<tracked, tracked, tracked, int>;
 using server_t = ump::ng::server<tracked, tracked, tracked, int>;
-using request_t = ump::ng::request<tracked, tracked, tracked, int>;
+using request_t = ump::ng::request<tracked, tracked, int>;
 template <class P>
 using client_t_for = ump::ng::client<P, tracked, tracked, int>;
 

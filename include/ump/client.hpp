@@ -56,7 +56,7 @@ class client {
   // Errors, reported when the outcome is collected: server_disappeared if the server was
   // gone before taking the request (`s` has been destroyed at once), no_reply, app_error.
   wait_reply<R, E> req_async(S s) {
-    return detail::access::make<wait_reply<R, E>>(core_.request_pending(std::move(s)));
+    return detail::access::make<wait_reply<R, E>>(core_.start_request(std::move(s)));
   }
 
   // Effect: sends `s` now and returns an awaitable; co_await yields result<R, E>. The

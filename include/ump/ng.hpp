@@ -49,7 +49,9 @@ class server;
 template <class P, class S, class R, class E = void>
 class weak_client;
 
-template <class P, class S, class R, class E = void>
+// A request as the ng server receives it: the same as ump::request (a post type plays no
+// part in it).
+template <class S, class R, class E = void>
 using request = ump::request<S, R, E>;
 
 // What the server receives: a post or a request.
@@ -57,7 +59,7 @@ template <class P, class S, class R, class E = void>
 class message {
  public:
   explicit message(P p) : v_(std::in_place_index<0>, std::move(p)) {}
-  explicit message(request<P, S, R, E> r) : v_(std::in_place_index<1>, std::move(r)) {}
+  explicit message(request<S, R, E> r) : v_(std::in_place_index<1>, std::move(r)) {}
 
   [[nodiscard]] bool is_post() const noexcept { return v_.index() == 0; }
   [[nodiscard]] bool is_request() const noexcept { return v_.index() == 1; }
@@ -67,7 +69,7 @@ class message {
     return *std::get_if<0>(&v_);
   }
   // The request (message and reply context). Precondition: is_request().
-  [[nodiscard]] request<P, S, R, E>& req() noexcept {
+  [[nodiscard]] request<S, R, E>& req() noexcept {
     UMP_ASSERT(is_request(), "message::req() called on a post");
     return *std::get_if<1>(&v_);
   }
@@ -78,7 +80,7 @@ class message {
   }
 
  private:
-  std::variant<P, request<P, S, R, E>> v_;
+  std::variant<P, request<S, R, E>> v_;
 };
 
 template <class P, class S, class R, class E = void>
@@ -112,7 +114,7 @@ class client {
   // As ump::client::req / req_async / areq (see ump/client.hpp).
   [[nodiscard]] result<R, E> req(S s) { return core_.request(std::in_place_index<1>, std::move(s)); }
   wait_reply<R, E> req_async(S s) {
-    return ump::detail::access::make<wait_reply<R, E>>(core_.request_pending(std::in_place_index<1>, std::move(s)));
+    return ump::detail::access::make<wait_reply<R, E>>(core_.start_request(std::in_place_index<1>, std::move(s)));
   }
   template <scheduler Sched = inline_scheduler>
   ump::detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
@@ -197,7 +199,7 @@ class server
     }
     auto ctx = ump::detail::access::make<reply_context<R, E>>(core.state(), n);
     return core.unpack(n, [&](detail::node_message<P, S>&& m) {
-      return message_type(request<P, S, R, E>{std::move(*std::get_if<1>(&m)), std::move(ctx)});
+      return message_type(request<S, R, E>{std::move(*std::get_if<1>(&m)), std::move(ctx)});
     });
   }
 };

@@ -153,7 +153,7 @@ class run_loop {
   // unfinished and the queue is empty, or until finish(). Blocks (sleeps) while the queue
   // is empty. Errors: rethrows an exception that escaped a spawned task.
   void run() {
-    drive([this] { return spawned_ == 0 && queue_.empty(); }, true, true);
+    drive([this] { return spawned_ == 0 && queue_.empty(); }, when_idle::sleep, on_finish::stop);
   }
 
   // Effect: starts `t` on the loop and runs the loop (spawned tasks included) until `t` has
@@ -175,7 +175,7 @@ class run_loop {
     detail::completion c = detail::complete_into(std::move(t), &out);
     c.prepare(&done_flag::fire, &flag);
     post(c.handle());
-    drive([&flag] { return flag.done; }, true, false);
+    drive([&flag] { return flag.done; }, when_idle::sleep, on_finish::ignore);
     c.rethrow_if_failed();
     return out.get();
   }
@@ -183,7 +183,7 @@ class run_loop {
   // Effect: runs queued coroutines until the queue is empty; never sleeps. Returns how many
   // it resumed. Errors: as run().
   std::size_t poll() {
-    return drive([] { return false; }, false, true);
+    return drive([] { return false; }, when_idle::return_, on_finish::stop);
   }
 
   // Effect: makes the current (or next) run() return after the coroutines it is resuming
@@ -207,11 +207,17 @@ class run_loop {
     if (sleeping_) cv_.notify_one();
   }
 
+  // What drive() does when the queue is empty, and whether finish() (and a spawned task's
+  // exception) ends it.
+  enum class when_idle : bool { return_, sleep };
+  enum class on_finish : bool { ignore, stop };
+
   // Runs rounds: each takes the whole queue and resumes it without the lock. Stops when
-  // `stop()` (checked under the lock) is true, when the queue is empty and !block, or after
-  // finish() when `stoppable`.
+  // `stop()` (checked under the lock) is true, when the queue is empty and `idle` says
+  // return_, or after finish() when `finish` says stop.
   template <class Stop>
-  std::size_t drive(Stop stop, bool block, bool stoppable) {
+  std::size_t drive(Stop stop, when_idle idle, on_finish finish) {
+    const bool stoppable = finish == on_finish::stop;
     UMP_ASSERT(current_ != this, "run_loop::run/poll do not nest");
     const run_loop* const outer = current_;
     current_ = this;
@@ -235,7 +241,7 @@ class run_loop {
       }
       if (stop()) break;
       if (queue_.empty()) {
-        if (!block) break;
+        if (idle == when_idle::return_) break;
         // Spin (then yield) for a short budget before sleeping: a reply usually comes back
         // within microseconds, and a condition-variable wake-up costs tens of them here.
         // ORDERING: relaxed; the lock re-taken below orders everything the poster did.

@@ -60,7 +60,7 @@ TEST_CASE("stale_wake_after_server_rearmed_does_not_resume_it") {
   // Sender A: announced while the server was registered, wake still owed.
   auto cli_a = cli;
   auto& core_a = access::core(cli_a);
-  const auto a = core_a.send_unwoken(false, 1);
+  const auto a = core_a.send_unwoken(ump::detail::message_kind::request, 1);
   REQUIRE(a.node != nullptr);
   REQUIRE(a.wake);  // A saw the registration, so it owes the wake
 
@@ -95,11 +95,11 @@ TEST_CASE("stale_wake_racing_new_message_delivers_the_new_message_once") {
 
   auto cli_a = cli;
   auto cli_c = cli;
-  const auto a = access::core(cli_a).send_unwoken(false, 1);
+  const auto a = access::core(cli_a).send_unwoken(ump::detail::message_kind::request, 1);
   REQUIRE(a.wake);
   CHECK(*cli.req(2) == 102);  // B: server takes 1 and 2, registers again
   // C announces against the new registration and also owes a wake.
-  const auto c = access::core(cli_c).send_unwoken(false, 3);
+  const auto c = access::core(cli_c).send_unwoken(ump::detail::message_kind::request, 3);
   REQUIRE(c.wake);
   // A's stale wake comes first: message 3 is there, so the server runs and takes it.
   access::core(cli_a).state()->wake_server();
@@ -152,7 +152,7 @@ TEST_CASE_TEMPLATE("stale_wake_of_ng_server_hands_out_no_phantom_post", P, int, 
   };
 
   auto cli_a = cli;
-  const auto a = access::core(cli_a).send_unwoken(true, std::in_place_index<0>, make(1));
+  const auto a = access::core(cli_a).send_unwoken(ump::detail::message_kind::post, std::in_place_index<0>, make(1));
   REQUIRE(a.wake);
   REQUIRE(cli.post(make(2)).has_value());  // wakes inline: the server takes both posts
   REQUIRE(posts.size() == 2);

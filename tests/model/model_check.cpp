@@ -352,7 +352,7 @@ struct async_server_stale_wake : scenario<async_server_stale_wake, 2> {
     auto& core = ump::detail::access::core(*cli[i]);
     // send() split in two, so that the wake a sender owes comes after its lock is released
     // and possibly after the other sender's wake already delivered both messages.
-    auto s = core.send_unwoken(false, v);
+    auto s = core.send_unwoken(ump::detail::message_kind::request, v);
     RL_ASSERT(s.node != nullptr);
     if (s.wake) core.state()->wake_server();
     ump::detail::pending_reply<int, void> p(core.state(), s.node);
@@ -405,7 +405,7 @@ struct withdraw_vs_wake : scenario<withdraw_vs_wake, 3> {
       return;
     }
     auto& core = ump::detail::access::core(*cli[i]);
-    auto s = core.send_unwoken(false, static_cast<int>(i) + 1);
+    auto s = core.send_unwoken(ump::detail::message_kind::request, static_cast<int>(i) + 1);
     RL_ASSERT(s.node != nullptr);
     if (s.wake) core.state()->wake_server();
     pending[i].emplace(core.state(), s.node);
@@ -493,7 +493,7 @@ struct withdraw_vs_stale_wake : scenario<withdraw_vs_stale_wake, 3> {
   void thread(unsigned i) {
     if (i < 2) {
       auto& core = ump::detail::access::core(*cli[i]);
-      auto s = core.send_unwoken(false, static_cast<int>(i) + 1);
+      auto s = core.send_unwoken(ump::detail::message_kind::request, static_cast<int>(i) + 1);
       RL_ASSERT(s.node != nullptr);
       if (s.wake) core.state()->wake_server();
       pending[i].emplace(core.state(), s.node);
@@ -599,7 +599,7 @@ struct negative_lost_wake : scenario<negative_lost_wake, 2, rl::test_result_dead
   void thread(unsigned i) {
     if (i == 0) {
       auto& core = ump::detail::access::core(*cli);
-      auto s = core.send_unwoken(false, 1);
+      auto s = core.send_unwoken(ump::detail::message_kind::request, 1);
       RL_ASSERT(s.node != nullptr);
       // BROKEN ON PURPOSE: `if (s.wake) core.state()->wake_server();` left out.
       ump::detail::pending_reply<int, void> p(core.state(), s.node);

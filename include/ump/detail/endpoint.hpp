@@ -24,6 +24,10 @@
 
 namespace ump::detail {
 
+// What a send carries: a request (the server answers through its reply cell) or a one-way
+// post (the server recycles its node at once).
+enum class message_kind : bool { request, post };
+
 template <class M, class R, class E>
 class client_core {
  public:
@@ -59,13 +63,13 @@ class client_core {
   // (the message was destroyed). Throws only what building M (or allocation) throws, and
   // then nothing was sent.
   template <class... A>
-  node_type* send(bool is_post, A&&... a) {
-    const sent s = send_unwoken(is_post, std::forward<A>(a)...);
+  node_type* send(message_kind kind, A&&... a) {
+    const sent s = send_unwoken(kind, std::forward<A>(a)...);
     if (s.wake) st_->wake_server();
     return s.node;
   }
 
-  // The first half of send(): queues the message, and says whether the server was parked
+  // The first half of send() (announce and enqueue through send_locked()): queues the message, and says whether the server was parked
   // when it was announced; the caller then owes it a wake_server(). One hold of the
   // channel's send lock covers taking a node from the stock, building the message,
   // announcing and enqueueing it; the wake comes after the lock is released, so another
@@ -75,7 +79,7 @@ class client_core {
     bool wake;
   };
   template <class... A>
-  sent send_unwoken(bool is_post, A&&... a) {
+  sent send_unwoken(message_kind kind, A&&... a) {
     UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
     using status = state_base::send_status;
     st_->lock_send();
@@ -86,7 +90,7 @@ class client_core {
       n->msg_.emplace(std::forward<A>(a)...);
       give_back.dismiss();
     }
-    n->is_post_ = is_post;
+    n->is_post_ = kind == message_kind::post;
     n->reset();
     const status s = st_->send_locked(envelope{n, {}});
     if (s == status::rejected) {
@@ -100,7 +104,7 @@ class client_core {
   // Blocking request: send, then wait on the cell with this channel's spin budget.
   template <class... A>
   result<R, E> request(A&&... a) {
-    node_type* n = send(false, std::forward<A>(a)...);
+    node_type* n = send(message_kind::request, std::forward<A>(a)...);
     if (n == nullptr) return error<E>(errc::server_disappeared);
     (void)n->wait_ready(st_->wait_opts(), {});  // no deadline: cannot time out
     return consume(*st_, *n);
@@ -108,15 +112,15 @@ class client_core {
 
   // A sent request, or the early outcome of one the server was gone for.
   template <class... A>
-  pending_reply<R, E> request_pending(A&&... a) {
-    node_type* n = send(false, std::forward<A>(a)...);
+  pending_reply<R, E> start_request(A&&... a) {
+    node_type* n = send(message_kind::request, std::forward<A>(a)...);
     if (n == nullptr) return pending_reply<R, E>(errc::server_disappeared);
     return pending_reply<R, E>(st_, n);
   }
 
   template <class Sched, class... A>
   reply_awaiter<R, E, Sched> request_awaitable(Sched sched, A&&... a) {
-    return {request_pending(std::forward<A>(a)...), std::move(sched)};
+    return {start_request(std::forward<A>(a)...), std::move(sched)};
   }
 
   // A post that fits an envelope: copied into it, no node. Same outcomes as post().
@@ -136,7 +140,7 @@ class client_core {
 
   template <class... A>
   result<void, E> post(A&&... a) {
-    if (send(true, std::forward<A>(a)...) == nullptr) return error<E>(errc::server_disappeared);
+    if (send(message_kind::post, std::forward<A>(a)...) == nullptr) return error<E>(errc::server_disappeared);
     return {};
   }
 

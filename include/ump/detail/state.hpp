@@ -6,7 +6,7 @@
 //     wrapping count of announced messages. Every event the server may wait for changes ctl_
 //     with one RMW, so the server parks on it with a futex and no wake is lost. The server
 //     never writes the count: it keeps its own count of taken messages (taken_, on its own
-//     cache line), and "pending" is announced − taken. So per message ctl_ sees one RMW (the
+//     cache line), and the backlog is announced − taken. So per message ctl_ sees one RMW (the
 //     sender's) and the server only reads it.
 //   * strong_: number of strong clients. upgrade() is increment-if-not-zero; the drop to
 //     zero sets no_clients in ctl_ (permanently: zero is never left again).
@@ -28,13 +28,13 @@
 // the server (which dequeues from that producer alone) takes it first.
 //
 // Send protocol (any client thread):       Receive protocol (server thread):
-//   lock the send lock                       c = ctl_.load(); pending(c) > 0 → dequeue (spin
+//   lock the send lock                       c = ctl_.load(); backlog(c) > 0 → dequeue (spin
 //   prev = ctl_.fetch_add(one)                 until the announced node shows up), taken_++
-//   prev & closed → undo, fail               pending 0 and no_clients → clients_disappeared
+//   prev & closed → undo, fail               backlog 0 and no_clients → clients_disappeared
 //   enqueue; unlock                          else spin, then CAS parked flag in, futex wait
 //   prev & parked → wake_server()
 // Close (server destroyed): fetch_or(closed), then take and fail every announced node until
-// nothing is pending. A sender whose fetch_add precedes closed is counted, so the drain waits
+// the backlog is empty. A sender whose fetch_add precedes closed is counted, so the drain waits
 // for its node; a later sender sees closed. Either way the request gets exactly one outcome.
 #pragma once
 
@@ -80,8 +80,8 @@ class state_base {
   static constexpr std::uint32_t one = 32;  // the announced count lives above the flags
 
   // Messages announced in `c` and not yet taken by the server. Exact on the server's thread;
-  // a racy estimate elsewhere. Wrapping arithmetic: at most 2^27 - 1 may be pending.
-  [[nodiscard]] std::uint32_t pending(std::uint32_t c) const noexcept {
+  // a racy estimate elsewhere. Wrapping arithmetic: the backlog is at most 2^27 - 1.
+  [[nodiscard]] std::uint32_t backlog(std::uint32_t c) const noexcept {
     // ORDERING: relaxed; taken_ is written only by the server thread.
     return ((c & ~flag_mask) - taken_.load(std::memory_order_relaxed)) / one;
   }
@@ -152,8 +152,8 @@ class state_base {
       ctl_.fetch_sub(one, std::memory_order_relaxed);
       return send_status::rejected;
     }
-    // The 2^27 - 1 pending limit cannot be asserted here: taken_ read on this thread may
-    // lag behind the server, so pending(prev) may overstate.
+    // The 2^27 - 1 backlog limit cannot be asserted here: taken_ read on this thread may
+    // lag behind the server, so backlog(prev) may overstate.
     UMP_TEST_DELAY(send_after_announce);
     // moodycamel's enqueue releases the element to the dequeuing consumer.
     if (!queue_.enqueue(ptok_, c)) fatal("ump: out of memory while enqueueing a message");
@@ -170,9 +170,9 @@ class state_base {
       out = batch_[batch_pos_++];
       return poll_status::got;
     }
-    // ORDERING: acquire, pairs with send()'s fetch_add and drop_strong()'s fetch_or.
+    // ORDERING: acquire, pairs with send_locked()'s fetch_add and drop_strong()'s fetch_or.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-    if (pending(c) > 0) {
+    if (backlog(c) > 0) {
       out = take_announced();
       return poll_status::got;
     }
@@ -221,7 +221,7 @@ class state_base {
   // the server has something to take in `c` (a loaded ctl_) or its receive batch, or if
   // the clients are gone.
   [[nodiscard]] bool has_news(std::uint32_t c) const noexcept {
-    return batch_pos_ != batch_len_ || pending(c) > 0 || (c & no_clients) != 0;
+    return batch_pos_ != batch_len_ || backlog(c) > 0 || (c & no_clients) != 0;
   }
   [[nodiscard]] std::uint32_t load_ctl() const noexcept {
     // ORDERING: acquire, as in try_take().
@@ -236,7 +236,7 @@ class state_base {
   [[nodiscard]] std::uint32_t queued() const noexcept {
     // ORDERING: relaxed; a count, not a hand-over: the server takes a message only after an
     // acquire load of ctl_ (try_take, take) or the dequeue's own acquire.
-    return pending(ctl_.load(std::memory_order_relaxed)) + (batch_len_ - batch_pos_);
+    return backlog(ctl_.load(std::memory_order_relaxed)) + (batch_len_ - batch_pos_);
   }
 
   // --- pool ------------------------------------------------------------------------------
