@@ -198,7 +198,7 @@ TEST_CASE("reset_makes_a_recycled_cell_usable_again") {
 TEST_CASE("notify_after_free_rounds") {
   lifetime_check guard;
   const int rounds = ump_test::scaled(100000);
-  d::cell_pool pool;
+  d::node_pool pool;
   std::array<cell, 2> cells;
   for (auto& c : cells) pool.push(&c);
   // ORDERING: the slot hands a cell to the replier: release store, acquire exchange; the
@@ -280,7 +280,7 @@ TEST_CASE("notify_after_free_rounds") {
 }
 
 TEST_CASE("pool_push_pop_is_lifo") {
-  d::cell_pool pool;
+  d::node_pool pool;
   std::array<cell, 3> cells;
   CHECK(pool.try_pop() == nullptr);
   for (auto& c : cells) pool.push(&c);
@@ -298,7 +298,7 @@ TEST_CASE("pool_push_pop_is_lifo") {
 TEST_CASE("pool_concurrent_push_pop_neither_loses_nor_duplicates") {
   constexpr std::size_t n_cells = 4;
   const int iterations = ump_test::scaled(100000);
-  d::cell_pool pool;
+  d::node_pool pool;
   std::array<cell, n_cells> cells;
   std::array<std::atomic<int>, n_cells> holders{};
   for (auto& c : cells) pool.push(&c);

@@ -548,8 +548,8 @@ struct withdraw_vs_stale_wake : scenario<withdraw_vs_stale_wake, 3> {
 // --- 7. the cell pool (Treiber stack with a tag) --------------------------------------------
 // Three threads pop and push back two cells, twice each. No cell is ever held by two
 // threads at once, and both cells are in the pool at the end.
-struct cell_pool_push_pop : scenario<cell_pool_push_pop, 3> {
-  std::optional<ump::detail::cell_pool> pool;
+struct node_pool_push_pop : scenario<node_pool_push_pop, 3> {
+  std::optional<ump::detail::node_pool> pool;
   ump::detail::cell_base* cells = nullptr;
   int holder[2] = {-1, -1};
 
@@ -660,8 +660,8 @@ const entry scenarios[] = {
     // million executions, about a minute, run by hand; see tests/model/README.md).
     {"withdraw_vs_stale_wake", false, bounded, 0, &run_one<withdraw_vs_stale_wake>, 2},
     {"withdraw_vs_stale_wake", false, randomised, 300000, &run_one<withdraw_vs_stale_wake>},
-    {"cell_pool_push_pop", false, bounded, 0, &run_one<cell_pool_push_pop>},
-    {"cell_pool_push_pop", false, randomised, 300000, &run_one<cell_pool_push_pop>},
+    {"node_pool_push_pop", false, bounded, 0, &run_one<node_pool_push_pop>},
+    {"node_pool_push_pop", false, randomised, 300000, &run_one<node_pool_push_pop>},
     {"negative_lost_wake", true, randomised, 10000, &run_one<negative_lost_wake>},
 };
 

@@ -1,7 +1,13 @@
 // ump/detail/cell.hpp — the reply cell: one request's rendezvous between requester and replier.
 //
-// Internal. Every request travels in a pooled node whose header is a cell. The cell is an
-// explicit state machine on one 32-bit atomic word (diagram in README "How it works"):
+// Internal. Words used throughout ump's internals, one meaning each:
+//   node        the pooled object a message travels in (channel_state.hpp): a reply cell
+//               followed by the message. Nodes are allocated, pooled (node_pool) and recycled.
+//   reply cell  the front of a node: the state word below plus room for the reply's outcome
+//               (cell_base, reply_cell<R, E>). The reply protocol works on this part only.
+//   envelope    what the queue carries: a pointer to a node, or an inline post's bytes.
+// The cell is an explicit state machine on one 32-bit atomic word (diagram in README "How it
+// works"):
 //
 //            register_thread_waiter            publish (wake by futex)
 //   empty ───────────────────────► waiting_thread ─────────────────────► ready
@@ -202,7 +208,7 @@ class reply_cell : public cell_base {
 // A lock-free LIFO free list of cells (Treiber stack). ABA is prevented by a 16-bit tag in
 // the head word's top bits; cells are never freed while the pool lives, so a stale read of
 // `next_` is harmless (its CAS fails on the tag).
-class cell_pool {
+class node_pool {
  public:
   cell_base* try_pop() noexcept {
     // ORDERING: acquire, pairs with push()'s release CAS: `next_` of the head cell is read
@@ -235,7 +241,7 @@ class cell_pool {
   }
 
  private:
-  static_assert(sizeof(void*) == 8, "cell_pool packs a tag into 64-bit pointers");
+  static_assert(sizeof(void*) == 8, "node_pool packs a tag into 64-bit pointers");
   static constexpr int tag_shift = 48;
   static constexpr std::uint64_t ptr_mask = (std::uint64_t{1} << tag_shift) - 1;
   static cell_base* ptr(std::uint64_t h) noexcept { return reinterpret_cast<cell_base*>(h & ptr_mask); }

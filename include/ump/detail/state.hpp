@@ -377,7 +377,7 @@ class state_base {
   atomic<std::uint32_t> strong_{1};
   atomic<std::uint32_t> groups_{2};
   std::atomic<std::size_t> allocated_{0};
-  cell_pool pool_;
+  node_pool pool_;
   // Read-mostly after construction: the waiting options, the queue object, and the queue's
   // one producer token, which the server reads on every dequeue
   // (try_dequeue_*_from_producer) and so must not share a line that every send writes.
