@@ -21,6 +21,8 @@
 #include <exception>
 #include <utility>
 
+#include "support/support.hpp"  // tests/support: shared with the unit tests
+
 namespace ump_fuzz {
 
 // Reports `what` and stops the process in a way every fuzzing engine records as a crash.
@@ -96,44 +98,10 @@ class byte_reader {
   const std::uint8_t* end_;
 };
 
-// An eager coroutine: runs until its first suspension when created, and stays suspended at
-// its end until destroyed, so the harness can ask done() and destroy it at any point.
-class task {
- public:
-  struct promise_type {
-    task get_return_object() noexcept { return task(std::coroutine_handle<promise_type>::from_promise(*this)); }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_always final_suspend() const noexcept { return {}; }
-    void return_void() const noexcept {}
-    // An exception escaping a harness coroutine is a harness bug.
-    void unhandled_exception() const noexcept { fail("exception escaped a fuzz coroutine", __FILE__, __LINE__); }
-  };
-
-  task() noexcept = default;
-  task(task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
-  task& operator=(task&& o) noexcept {
-    if (this != &o) {
-      reset();
-      h_ = std::exchange(o.h_, {});
-    }
-    return *this;
-  }
-  task(const task&) = delete;
-  task& operator=(const task&) = delete;
-  ~task() { reset(); }
-
-  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
-  [[nodiscard]] std::coroutine_handle<> handle() const noexcept { return h_; }
-  [[nodiscard]] bool done() const noexcept { return h_ && h_.done(); }
-  // Destroys the coroutine wherever it is suspended (running its locals' destructors).
-  void reset() noexcept {
-    if (h_) std::exchange(h_, {}).destroy();
-  }
-
- private:
-  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
-  std::coroutine_handle<promise_type> h_{};
-};
+// The harness's coroutines are tests/support/support.hpp's eager_coroutine (shared with the
+// unit tests): created running, suspended at their end until destroyed. An exception that
+// escapes one is a harness bug and terminates, which the fuzzer reports as a crash.
+using task = ump_test::eager_coroutine;
 
 // A scheduler (ump/scheduler.hpp) that only queues: the coroutine resumes when the harness
 // runs the queue, as it would on an event loop. An owner destroying a queued coroutine must

@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "support/lifetime.hpp"
+#include "support/support.hpp"
 #include "ump/ump.hpp"
 
 using ump_test::lifetime_check;
+using ump_test::failure;
 using ump_test::tracked;
 
 namespace {
@@ -24,12 +26,6 @@ using client_t = ump::client<tracked, tracked, int>;
 using server_t = ump::server<tracked, tracked, int>;
 using wait_reply_t = ump::wait_reply<tracked, int>;
 using request_t = ump::request<tracked, tracked, int>;
-
-template <class T, class E>
-std::optional<ump::errc> failure(const ump::result<T, E>& r) {
-  if (r.has_value()) return std::nullopt;
-  return r.error().code();
-}
 
 // The reply every server below computes.
 std::uint64_t f(std::uint64_t v) { return v * 3 + 1; }

@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "support/lifetime.hpp"
+#include "support/support.hpp"
 #include "ump/ng.hpp"
 
 using ump_test::lifetime_check;
+using ump_test::failure;
 using ump_test::tracked;
 
 namespace {
@@ -26,12 +28,6 @@ using server_t = ump::ng::server<tracked, tracked, tracked, int>;
 using request_t = ump::ng::request<tracked, tracked, int>;
 template <class P>
 using client_t_for = ump::ng::client<P, tracked, tracked, int>;
-
-template <class T, class E>
-std::optional<ump::errc> failure(const ump::result<T, E>& r) {
-  if (r.has_value()) return std::nullopt;
-  return r.error().code();
-}
 
 template <class... F>
 struct overloaded : F... {

@@ -14,20 +14,16 @@
 #include <vector>
 
 #include "support/lifetime.hpp"
+#include "support/support.hpp"
 #include "ump/ump.hpp"
 
 using ump_test::lifetime_check;
+using ump_test::failure;
 using ump_test::tracked;
 
 namespace {
 
 using context_t = ump::reply_context<tracked, int>;
-
-template <class T, class E>
-std::optional<ump::errc> failure(const ump::result<T, E>& r) {
-  if (r.has_value()) return std::nullopt;
-  return r.error().code();
-}
 
 }  // namespace
 

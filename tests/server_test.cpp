@@ -16,10 +16,12 @@
 #include <vector>
 
 #include "support/lifetime.hpp"
+#include "support/support.hpp"
 #include "ump/detail/park.hpp"
 #include "ump/ump.hpp"
 
 using ump_test::lifetime_check;
+using ump_test::failure;
 using ump_test::tracked;
 
 namespace {
@@ -29,12 +31,6 @@ using server_t = ump::server<tracked, tracked, int>;
 using wait_reply_t = ump::wait_reply<tracked, int>;
 
 // The error code of a failed result, nullopt for a value.
-template <class T, class E>
-std::optional<ump::errc> failure(const ump::result<T, E>& r) {
-  if (r.has_value()) return std::nullopt;
-  return r.error().code();
-}
-
 // Polls `pred` (a racy probe another running thread is bound to make true), yielding the
 // core in between. A wrong program hangs here and hits the ctest timeout.
 template <class Pred>

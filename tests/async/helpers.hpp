@@ -1,6 +1,6 @@
-// Helpers for the coroutine tests (tests/async/): a frame that starts a task and can destroy
-// it while it is suspended, an awaitable that resumes on a new thread, and a thread that
-// runs a run_loop.
+// Helpers for the coroutine tests (tests/async/): an awaitable that resumes on a new thread,
+// and a thread that runs a run_loop. The frame that starts a task and can destroy it while
+// it is suspended is shared with fuzz/ (tests/support/support.hpp).
 #pragma once
 
 #include <coroutine>
@@ -8,38 +8,15 @@
 #include <thread>
 #include <utility>
 
+#include "support/support.hpp"
 #include "ump/run_loop.hpp"
 #include "ump/task.hpp"
 
 namespace ump_async_test {
 
-// Starts a task on the calling thread (it runs until its first suspension before own()
-// returns) and keeps its frame. Destroying the owner destroys the task wherever it is
-// suspended, without resuming it.
-class owner {
- public:
-  struct promise_type {
-    owner get_return_object() noexcept { return owner(std::coroutine_handle<promise_type>::from_promise(*this)); }
-    std::suspend_never initial_suspend() const noexcept { return {}; }
-    std::suspend_always final_suspend() const noexcept { return {}; }
-    void return_void() const noexcept {}
-    [[noreturn]] void unhandled_exception() const noexcept { std::terminate(); }
-  };
-  owner(owner&& o) noexcept : h_(std::exchange(o.h_, {})) {}
-  owner& operator=(owner&&) = delete;
-  ~owner() { reset(); }
-  // Only meaningful when nothing can resume the task concurrently.
-  [[nodiscard]] bool done() const noexcept { return h_.done(); }
-  void reset() noexcept {
-    if (h_) std::exchange(h_, {}).destroy();
-  }
-
- private:
-  explicit owner(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
-  std::coroutine_handle<promise_type> h_;
-};
-
-inline owner own(ump::task<void> t) { co_await std::move(t); }
+// The frame that owns a started task: ump_test::eager_coroutine (tests/support/support.hpp).
+using owner = ump_test::eager_coroutine;
+using ump_test::own;
 
 // co_await resume_on_new_thread{&th}: continues on a new thread (joined by the test).
 struct resume_on_new_thread {
