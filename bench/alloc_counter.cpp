@@ -19,31 +19,31 @@ std::atomic<std::uint64_t> g_allocs{0};
 std::atomic<std::uint64_t> g_frees{0};
 
 void* counted_alloc(std::size_t size) noexcept {
-    // ORDERING: relaxed; a statistic, no data is published through it.
-    g_allocs.fetch_add(1, std::memory_order_relaxed);
-    return std::malloc(size == 0 ? 1 : size);
+  // ORDERING: relaxed; a statistic, no data is published through it.
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(size == 0 ? 1 : size);
 }
 
 void* counted_aligned_alloc(std::size_t size, std::align_val_t align) noexcept {
-    // ORDERING: relaxed; a statistic.
-    g_allocs.fetch_add(1, std::memory_order_relaxed);
-    auto a = static_cast<std::size_t>(align);
-    if (a < sizeof(void*)) a = sizeof(void*);
-    void* p = nullptr;
-    if (::posix_memalign(&p, a, size == 0 ? 1 : size) != 0) return nullptr;
-    return p;
+  // ORDERING: relaxed; a statistic.
+  g_allocs.fetch_add(1, std::memory_order_relaxed);
+  auto a = static_cast<std::size_t>(align);
+  if (a < sizeof(void*)) a = sizeof(void*);
+  void* p = nullptr;
+  if (::posix_memalign(&p, a, size == 0 ? 1 : size) != 0) return nullptr;
+  return p;
 }
 
 void counted_free(void* p) noexcept {
-    if (p == nullptr) return;
-    // ORDERING: relaxed; a statistic.
-    g_frees.fetch_add(1, std::memory_order_relaxed);
-    std::free(p);
+  if (p == nullptr) return;
+  // ORDERING: relaxed; a statistic.
+  g_frees.fetch_add(1, std::memory_order_relaxed);
+  std::free(p);
 }
 
 void* throwing(void* p) {
-    if (p == nullptr) throw std::bad_alloc{};
-    return p;
+  if (p == nullptr) throw std::bad_alloc{};
+  return p;
 }
 
 }  // namespace
@@ -60,17 +60,13 @@ void* operator new(std::size_t size) { return throwing(counted_alloc(size)); }
 void* operator new[](std::size_t size) { return throwing(counted_alloc(size)); }
 void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size); }
 void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size); }
-void* operator new(std::size_t size, std::align_val_t align) {
-    return throwing(counted_aligned_alloc(size, align));
-}
-void* operator new[](std::size_t size, std::align_val_t align) {
-    return throwing(counted_aligned_alloc(size, align));
-}
+void* operator new(std::size_t size, std::align_val_t align) { return throwing(counted_aligned_alloc(size, align)); }
+void* operator new[](std::size_t size, std::align_val_t align) { return throwing(counted_aligned_alloc(size, align)); }
 void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
-    return counted_aligned_alloc(size, align);
+  return counted_aligned_alloc(size, align);
 }
 void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
-    return counted_aligned_alloc(size, align);
+  return counted_aligned_alloc(size, align);
 }
 
 void operator delete(void* p) noexcept { counted_free(p); }

@@ -43,8 +43,7 @@ class alloc_meter {
 
   void report(benchmark::State& state, std::int64_t requests) const {
     const std::uint64_t allocs = alloc_count() - start_;  // read before the map insert allocates
-    state.counters["allocs_per_req"] =
-      requests > 0 ? static_cast<double>(allocs) / static_cast<double>(requests) : 0.0;
+    state.counters["allocs_per_req"] = requests > 0 ? static_cast<double>(allocs) / static_cast<double>(requests) : 0.0;
   }
 
  private:
@@ -76,13 +75,11 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
   // Returns at once (EAGAIN) if word != expected; spurious returns are allowed.
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
-            nullptr, nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
 }
 
 inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
-            nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
 // Latency percentiles from individually timed operations. Storage is reserved up

@@ -295,8 +295,7 @@ class parking_pingpong {
     }
     for (;;) {
       if ((w & parked_bit) == 0 &&
-          !word_.compare_exchange_weak(w, w | parked_bit, std::memory_order_acquire,
-                                       std::memory_order_acquire)) {
+          !word_.compare_exchange_weak(w, w | parked_bit, std::memory_order_acquire, std::memory_order_acquire)) {
         if ((w & value_mask) != old) return w & value_mask;
         continue;  // spurious failure: retry the CAS
       }

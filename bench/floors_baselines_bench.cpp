@@ -26,33 +26,33 @@ namespace {
 // breakdown in BENCHMARKS.md: a round trip that needs no cross-core transfer still pays
 // one of these per RMW in its protocol.
 void run_uncontended_rmw(benchmark::State& state) {
-    alignas(ump_bench::cache_line_size) std::atomic<std::uint64_t> word{0};
-    for (auto _ : state) {
-        // ORDERING: acq_rel, as ump's own RMWs; nothing pairs with it (single thread).
-        word.fetch_add(1, std::memory_order_acq_rel);
-    }
-    benchmark::DoNotOptimize(word.load(std::memory_order_relaxed));
+  alignas(ump_bench::cache_line_size) std::atomic<std::uint64_t> word{0};
+  for (auto _ : state) {
+    // ORDERING: acq_rel, as ump's own RMWs; nothing pairs with it (single thread).
+    word.fetch_add(1, std::memory_order_acq_rel);
+  }
+  benchmark::DoNotOptimize(word.load(std::memory_order_relaxed));
 }
 
 const bool registered = [] {
-    using namespace ump_bench;
-    // The gap sweep's floors: spin, park at once, pause-spin 50 us then park, and
-    // sched_yield-spin 50 us then park.
-    register_floor<spin_pingpong>("spin", true);
-    register_floor<atomic_wait_pingpong>("atomic_wait");
-    register_floor<futex_pingpong>("futex");
-    register_floor<futex_park_pingpong>("futex_park", true);
-    register_floor<futex_spin50_park_pingpong>("futex_spin50_park", true);
-    register_floor<futex_yield50_park_pingpong>("futex_yield50_park", true);
+  using namespace ump_bench;
+  // The gap sweep's floors: spin, park at once, pause-spin 50 us then park, and
+  // sched_yield-spin 50 us then park.
+  register_floor<spin_pingpong>("spin", true);
+  register_floor<atomic_wait_pingpong>("atomic_wait");
+  register_floor<futex_pingpong>("futex");
+  register_floor<futex_park_pingpong>("futex_park", true);
+  register_floor<futex_spin50_park_pingpong>("futex_spin50_park", true);
+  register_floor<futex_yield50_park_pingpong>("futex_yield50_park", true);
 
-    register_request_reply<mutex_condvar_promise>("mutex_condvar_promise");
-    register_request_reply<moodycamel_promise>("moodycamel_promise");
-    register_request_reply<moodycamel_atomic_slot>("moodycamel_atomic_slot");
+  register_request_reply<mutex_condvar_promise>("mutex_condvar_promise");
+  register_request_reply<moodycamel_promise>("moodycamel_promise");
+  register_request_reply<moodycamel_atomic_slot>("moodycamel_atomic_slot");
 
-    register_post<mutex_condvar_post>("mutex_condvar");
-    register_post<moodycamel_post>("moodycamel");
-    benchmark::RegisterBenchmark("cost/uncontended_rmw", run_uncontended_rmw)->ReportAggregatesOnly(true);
-    return true;
+  register_post<mutex_condvar_post>("mutex_condvar");
+  register_post<moodycamel_post>("moodycamel");
+  benchmark::RegisterBenchmark("cost/uncontended_rmw", run_uncontended_rmw)->ReportAggregatesOnly(true);
+  return true;
 }();
 
 }  // namespace

@@ -79,8 +79,7 @@ class polling_parker {
     // of sleeping_ and the last poll. Either that poll sees our push, or this load sees 1.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // ORDERING: relaxed (both); the fence orders them, the queue carries the data.
-    if (sleeping_.load(std::memory_order_relaxed) != 0 &&
-        sleeping_.exchange(0, std::memory_order_relaxed) != 0) {
+    if (sleeping_.load(std::memory_order_relaxed) != 0 && sleeping_.exchange(0, std::memory_order_relaxed) != 0) {
       sleeping_.notify_one();  // partner: sleeping_.wait(1) in consume_polling()
     }
   }
@@ -362,8 +361,7 @@ class queue_post {
 // post/<name>.
 template <template <class> class Queue>
 void register_mpsc_baseline(const std::string& name) {
-  const request_reply_workloads w{.rtt = true, .gap = false, .rtt_loaded = false, .contended = true,
-                                  .pipelined = true};
+  const request_reply_workloads w{.rtt = true, .gap = false, .rtt_loaded = false, .contended = true, .pipelined = true};
   register_request_reply<queue_promise<Queue>>(name + "_promise", w);
   register_request_reply<queue_atomic_slot<Queue>>(name + "_atomic_slot", w);
   register_post<queue_post<Queue>>(name);

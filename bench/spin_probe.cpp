@@ -117,17 +117,33 @@ double clock_cost(long n) {
 int main(int argc, char** argv) {
   const long n = argc > 1 ? std::atol(argv[1]) : 400000;
   const int reps = argc > 2 ? std::atoi(argv[2]) : 7;
-  struct variant { const char* name; double (*fn)(long); };
+  struct variant {
+    const char* name;
+    double (*fn)(long);
+  };
   static std::vector<long> smp;
   variant vs[] = {
-    {"suite layout, stop read each trip, 1/8 sampled", [](long m) { smp.clear(); smp.reserve(m / 8 + 1); return one_word<suite_layout, true, 8>(m, &smp); }},
-    {"suite layout, stop read each trip, no clocks", [](long m) { return one_word<suite_layout, true, 0>(m, nullptr); }},
-    {"split layout (128 B), stop read each trip, no clocks", [](long m) { return one_word<split_layout, true, 0>(m, nullptr); }},
-    {"split layout (128 B), stop via sentinel, no clocks", [](long m) { return one_word<split_layout, false, 0>(m, nullptr); }},
-    {"split layout (128 B), 1/8 sampled", [](long m) { smp.clear(); smp.reserve(m / 8 + 1); return one_word<split_layout, true, 8>(m, &smp); }},
-    {"two words 64 B apart", [](long m) { return two<two_words<64>>(m); }},
-    {"two words 128 B apart", [](long m) { return two<two_words<128>>(m); }},
-    {"two words 4 B apart (same line)", [](long m) { return two<two_words<4>>(m); }},
+      {"suite layout, stop read each trip, 1/8 sampled",
+       [](long m) {
+         smp.clear();
+         smp.reserve(m / 8 + 1);
+         return one_word<suite_layout, true, 8>(m, &smp);
+       }},
+      {"suite layout, stop read each trip, no clocks",
+       [](long m) { return one_word<suite_layout, true, 0>(m, nullptr); }},
+      {"split layout (128 B), stop read each trip, no clocks",
+       [](long m) { return one_word<split_layout, true, 0>(m, nullptr); }},
+      {"split layout (128 B), stop via sentinel, no clocks",
+       [](long m) { return one_word<split_layout, false, 0>(m, nullptr); }},
+      {"split layout (128 B), 1/8 sampled",
+       [](long m) {
+         smp.clear();
+         smp.reserve(m / 8 + 1);
+         return one_word<split_layout, true, 8>(m, &smp);
+       }},
+      {"two words 64 B apart", [](long m) { return two<two_words<64>>(m); }},
+      {"two words 128 B apart", [](long m) { return two<two_words<128>>(m); }},
+      {"two words 4 B apart (same line)", [](long m) { return two<two_words<4>>(m); }},
   };
   std::printf("steady_clock::now(): %.1f ns\n", clock_cost(2000000));
   for (auto& v : vs) {
@@ -143,7 +159,10 @@ int main(int argc, char** argv) {
     }
     std::sort(r.begin(), r.end());
     std::printf("%-55s median %6.1f ns  min %6.1f  max %6.1f", v.name, r[r.size() / 2], r.front(), r.back());
-    if (!p50s.empty()) { std::sort(p50s.begin(), p50s.end()); std::printf("  sampled p50 %6.1f", p50s[p50s.size() / 2]); }
+    if (!p50s.empty()) {
+      std::sort(p50s.begin(), p50s.end());
+      std::printf("  sampled p50 %6.1f", p50s[p50s.size() / 2]);
+    }
     std::puts("");
   }
 }

@@ -247,10 +247,19 @@ const bool registered = [] {
   benchmark::RegisterBenchmark("payload/ump/bytes:1024", run_payload<1024>)->UseRealTime()->ReportAggregatesOnly(true);
   benchmark::RegisterBenchmark("payload/ump/bytes:4096", run_payload<4096>)->UseRealTime()->ReportAggregatesOnly(true);
   benchmark::RegisterBenchmark("cost/ump_futex_per_rtt", run_futex_per_rtt)
-      ->ArgName("idle")->Arg(0)->Arg(1)->Iterations(2000)->UseRealTime()->ReportAggregatesOnly(true);
+      ->ArgName("idle")
+      ->Arg(0)
+      ->Arg(1)
+      ->Iterations(2000)
+      ->UseRealTime()
+      ->ReportAggregatesOnly(true);
   benchmark::RegisterBenchmark("cost/ump_idle_server_cpu", run_idle_server_cpu)
-      ->Iterations(5)->UseRealTime()->ReportAggregatesOnly(true);
-  benchmark::RegisterBenchmark("channels/idle_bytes", run_idle_channel_bytes)->Iterations(3)->ReportAggregatesOnly(true);
+      ->Iterations(5)
+      ->UseRealTime()
+      ->ReportAggregatesOnly(true);
+  benchmark::RegisterBenchmark("channels/idle_bytes", run_idle_channel_bytes)
+      ->Iterations(3)
+      ->ReportAggregatesOnly(true);
   benchmark::RegisterBenchmark("channels/create_destroy", run_channel_create_destroy)->ReportAggregatesOnly(true);
   return true;
 }();

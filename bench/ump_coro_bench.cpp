@@ -79,9 +79,11 @@ void run_coro_client_thread_server(benchmark::State& state) {
 const bool registered = [] {
   benchmark::RegisterBenchmark("coro_same_thread/ump", run_coro_same_thread)->UseRealTime()->ReportAggregatesOnly(true);
   benchmark::RegisterBenchmark("coro_client_thread_server/ump_inline", run_coro_client_thread_server<false>)
-      ->UseRealTime()->ReportAggregatesOnly(true);
+      ->UseRealTime()
+      ->ReportAggregatesOnly(true);
   benchmark::RegisterBenchmark("coro_client_thread_server/ump_run_loop", run_coro_client_thread_server<true>)
-      ->UseRealTime()->ReportAggregatesOnly(true);
+      ->UseRealTime()
+      ->ReportAggregatesOnly(true);
   return true;
 }();
 

@@ -64,16 +64,16 @@ outcome to_outcome(const ump::result<counted, int>& r) {
 }
 
 struct slot {
-  node_t* n = nullptr;      // null: free
-  cs state = cs::empty;     // the model's cell state
+  node_t* n = nullptr;   // null: free
+  cs state = cs::empty;  // the model's cell state
   bool requester_done = false;
   bool replier_done = false;
   bool tried_register = false;
-  bool registered = false;  // register_async_waiter succeeded
-  bool delivered = false;   // publish found the requester still there
+  bool registered = false;    // register_async_waiter succeeded
+  bool delivered = false;     // publish found the requester still there
   bool outcome_live = false;  // a published outcome still sits in the cell
   outcome out;
-  int wakes = 0;            // calls of this slot's async waiter
+  int wakes = 0;  // calls of this slot's async waiter
 };
 
 void on_wake(void* ctx) noexcept { ++static_cast<slot*>(ctx)->wakes; }
@@ -101,9 +101,14 @@ class harness {
   explicit harness(std::uint8_t opt) {
     ump::channel_options o;
     switch (opt % 3) {
-      case 0: o.waiting.spin = std::chrono::nanoseconds(0); break;
-      case 1: o.waiting.spin = std::chrono::microseconds(1); break;
-      default: break;  // the default budget (bounded by the deadlines used here)
+      case 0:
+        o.waiting.spin = std::chrono::nanoseconds(0);
+        break;
+      case 1:
+        o.waiting.spin = std::chrono::microseconds(1);
+        break;
+      default:
+        break;  // the default budget (bounded by the deadlines used here)
     }
     o.waiting.spin_before_yield = (opt & 4) ? std::chrono::nanoseconds(0) : o.waiting.spin;
     st_ = new state_t(o);
@@ -134,18 +139,41 @@ class harness {
     const int k = a % n_slots;
     slot& s = slots_[k];
     switch (code) {
-      case op_acquire: acquire(s); break;
-      case op_register: reg(s); break;
-      case op_publish_value: publish(s, 0, a >> 3, armed); break;
-      case op_publish_app_error: publish(s, 1, a >> 3, 0); break;
-      case op_publish_error: publish(s, (a & 8) ? 2 : 3, 0, 0); break;
-      case op_abandon: abandon(s); break;
-      case op_is_ready: is_ready(s); break;
-      case op_wait_ready: wait_ready(s, a >> 3); break;
-      case op_consume: consume(s, armed); break;
-      case op_probe_abandoned: probe(s); break;
-      case op_withdraw: withdraw(s); break;
-      default: break;
+      case op_acquire:
+        acquire(s);
+        break;
+      case op_register:
+        reg(s);
+        break;
+      case op_publish_value:
+        publish(s, 0, a >> 3, armed);
+        break;
+      case op_publish_app_error:
+        publish(s, 1, a >> 3, 0);
+        break;
+      case op_publish_error:
+        publish(s, (a & 8) ? 2 : 3, 0, 0);
+        break;
+      case op_abandon:
+        abandon(s);
+        break;
+      case op_is_ready:
+        is_ready(s);
+        break;
+      case op_wait_ready:
+        wait_ready(s, a >> 3);
+        break;
+      case op_consume:
+        consume(s, armed);
+        break;
+      case op_probe_abandoned:
+        probe(s);
+        break;
+      case op_withdraw:
+        withdraw(s);
+        break;
+      default:
+        break;
     }
     retire(s);
     verify();
@@ -288,10 +316,18 @@ class harness {
       case 0:
         if (s.state != cs::ready) return;  // would wait for another thread
         break;
-      case 1: dl.at = clock_t_::time_point::min(); break;
-      case 2: dl.at = clock_t_::now() - std::chrono::hours(1); break;
-      case 3: dl.at = clock_t_::now(); break;
-      default: dl.at = clock_t_::now() + std::chrono::microseconds(1); break;
+      case 1:
+        dl.at = clock_t_::time_point::min();
+        break;
+      case 2:
+        dl.at = clock_t_::now() - std::chrono::hours(1);
+        break;
+      case 3:
+        dl.at = clock_t_::now();
+        break;
+      default:
+        dl.at = clock_t_::now() + std::chrono::microseconds(1);
+        break;
     }
     const bool got = s.n->wait_ready(st_->wait_opts(), dl);
     FUZZ_CHECK(got == (s.state == cs::ready), "wait_ready() returns true exactly when the outcome is there");

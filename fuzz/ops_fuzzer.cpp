@@ -163,12 +163,35 @@ bool tracing() {
   return on;
 }
 
-constexpr const char* op_names[] = {
-    "make_channel", "clone_client", "move_client", "drop_client", "downgrade", "clone_weak",
-    "drop_weak", "upgrade", "req_async", "post", "make_poster", "drop_poster", "try_wait",
-    "server_wait_zero", "reply", "fail", "drop_ctx", "move_ctx", "drop_wait_reply",
-    "check_wait_reply", "wait_reply_zero", "await_wait_reply", "areq", "cancel_await",
-    "server_async_wait", "server_async_cancel", "drop_server", "run_scheduled", "arm_throw"};
+constexpr const char* op_names[] = {"make_channel",
+                                    "clone_client",
+                                    "move_client",
+                                    "drop_client",
+                                    "downgrade",
+                                    "clone_weak",
+                                    "drop_weak",
+                                    "upgrade",
+                                    "req_async",
+                                    "post",
+                                    "make_poster",
+                                    "drop_poster",
+                                    "try_wait",
+                                    "server_wait_zero",
+                                    "reply",
+                                    "fail",
+                                    "drop_ctx",
+                                    "move_ctx",
+                                    "drop_wait_reply",
+                                    "check_wait_reply",
+                                    "wait_reply_zero",
+                                    "await_wait_reply",
+                                    "areq",
+                                    "cancel_await",
+                                    "server_async_wait",
+                                    "server_async_cancel",
+                                    "drop_server",
+                                    "run_scheduled",
+                                    "arm_throw"};
 constexpr const char* kind_names[] = {"none", "value", "app_error", "no_reply", "server_disappeared", "timed_out"};
 
 enum op : int {
@@ -230,7 +253,7 @@ class chan {
     bool abandoned = false;  // the requester stopped waiting before the outcome was decided
     bool collected = false;  // the decided outcome has left the cell (taken or destroyed)
     who requester = who::none;
-    bool deferred = false;   // its coroutine resumes through the deferred scheduler's queue
+    bool deferred = false;  // its coroutine resumes through the deferred scheduler's queue
   };
   struct srv_rec {
     bool finished = false;
@@ -263,7 +286,8 @@ class chan {
   }
 
   void run(int code, std::uint8_t a, int armed) {
-    if (tracing()) std::fprintf(stderr, "%s %s(%u)%s\n", NG ? "ng   " : "plain", op_names[code], a, armed ? " armed" : "");
+    if (tracing())
+      std::fprintf(stderr, "%s %s(%u)%s\n", NG ? "ng   " : "plain", op_names[code], a, armed ? " armed" : "");
     if (code == op_make_channel) {
       make(a);
       return;
@@ -271,34 +295,89 @@ class chan {
     if (!exists_) return;
     const int s4 = a & 3, d4 = (a >> 2) & 3;
     switch (code) {
-      case op_clone_client: clone_client(s4, d4); break;
-      case op_move_client: move_client(s4, d4); break;
-      case op_drop_client: drop_client(s4); break;
-      case op_downgrade: downgrade(s4, ((a >> 2) & 3) % n_weaks); break;
-      case op_clone_weak: clone_weak(s4 % n_weaks, d4 % n_weaks); break;
-      case op_drop_weak: drop_weak(s4 % n_weaks); break;
-      case op_upgrade: upgrade(s4 % n_weaks, d4); break;
-      case op_req_async: req_async(s4, (a >> 2) % n_wrs, armed); break;
-      case op_post: post(a, armed); break;
-      case op_make_poster: make_poster(s4, d4 % n_posters); break;
-      case op_drop_poster: drop_poster(s4 % n_posters); break;
-      case op_try_wait: receive_now(0, a % n_ctxs, armed); break;
-      case op_server_wait_zero: receive_now((a & 128) ? 2 : (a & 64) ? 3 : 1, (a & 7) % n_ctxs, armed); break;
-      case op_reply: reply(a % n_ctxs, armed); break;
-      case op_fail: fail_ctx((a & 7) % n_ctxs, a >> 3); break;
-      case op_drop_ctx: drop_ctx(a % n_ctxs); break;
-      case op_move_ctx: move_ctx((a & 7) % n_ctxs, (a >> 3) % n_ctxs); break;
-      case op_drop_wait_reply: drop_wait_reply(a % n_wrs); break;
-      case op_check_wait_reply: check_wait_reply(a % n_wrs, armed); break;
-      case op_wait_reply_zero: wait_reply_zero((a & 7) % n_wrs, (a & 128) ? 2 : (a & 64) ? 3 : 1); break;
-      case op_await_wait_reply: await_wait_reply((a & 7) % n_wrs, (a >> 3) % n_tasks, (a & 128) != 0); break;
-      case op_areq: areq(s4, (a >> 2) % n_tasks, (a & 128) != 0); break;
-      case op_cancel_await: cancel_task(a % n_tasks); break;
-      case op_server_async_wait: server_async_wait((a & 1) != 0); break;
-      case op_server_async_cancel: server_async_cancel(); break;
-      case op_drop_server: drop_server(); break;
-      case op_run_scheduled: run_scheduled(); break;
-      default: break;
+      case op_clone_client:
+        clone_client(s4, d4);
+        break;
+      case op_move_client:
+        move_client(s4, d4);
+        break;
+      case op_drop_client:
+        drop_client(s4);
+        break;
+      case op_downgrade:
+        downgrade(s4, ((a >> 2) & 3) % n_weaks);
+        break;
+      case op_clone_weak:
+        clone_weak(s4 % n_weaks, d4 % n_weaks);
+        break;
+      case op_drop_weak:
+        drop_weak(s4 % n_weaks);
+        break;
+      case op_upgrade:
+        upgrade(s4 % n_weaks, d4);
+        break;
+      case op_req_async:
+        req_async(s4, (a >> 2) % n_wrs, armed);
+        break;
+      case op_post:
+        post(a, armed);
+        break;
+      case op_make_poster:
+        make_poster(s4, d4 % n_posters);
+        break;
+      case op_drop_poster:
+        drop_poster(s4 % n_posters);
+        break;
+      case op_try_wait:
+        receive_now(0, a % n_ctxs, armed);
+        break;
+      case op_server_wait_zero:
+        receive_now((a & 128) ? 2 : (a & 64) ? 3 : 1, (a & 7) % n_ctxs, armed);
+        break;
+      case op_reply:
+        reply(a % n_ctxs, armed);
+        break;
+      case op_fail:
+        fail_ctx((a & 7) % n_ctxs, a >> 3);
+        break;
+      case op_drop_ctx:
+        drop_ctx(a % n_ctxs);
+        break;
+      case op_move_ctx:
+        move_ctx((a & 7) % n_ctxs, (a >> 3) % n_ctxs);
+        break;
+      case op_drop_wait_reply:
+        drop_wait_reply(a % n_wrs);
+        break;
+      case op_check_wait_reply:
+        check_wait_reply(a % n_wrs, armed);
+        break;
+      case op_wait_reply_zero:
+        wait_reply_zero((a & 7) % n_wrs, (a & 128) ? 2 : (a & 64) ? 3 : 1);
+        break;
+      case op_await_wait_reply:
+        await_wait_reply((a & 7) % n_wrs, (a >> 3) % n_tasks, (a & 128) != 0);
+        break;
+      case op_areq:
+        areq(s4, (a >> 2) % n_tasks, (a & 128) != 0);
+        break;
+      case op_cancel_await:
+        cancel_task(a % n_tasks);
+        break;
+      case op_server_async_wait:
+        server_async_wait((a & 1) != 0);
+        break;
+      case op_server_async_cancel:
+        server_async_cancel();
+        break;
+      case op_drop_server:
+        drop_server();
+        break;
+      case op_run_scheduled:
+        run_scheduled();
+        break;
+      default:
+        break;
     }
     settle();
     verify();
@@ -392,7 +471,9 @@ class chan {
   // A message left the queue for the server: it must be the head of its sender's FIFO.
   std::uint64_t take_model(std::uint64_t id, bool is_post) {
     record& r = rec(id);
-    if (tracing()) std::fprintf(stderr, "        received %s %llu\n", is_post ? "post" : "request", static_cast<unsigned long long>(id));
+    if (tracing())
+      std::fprintf(stderr, "        received %s %llu\n", is_post ? "post" : "request",
+                   static_cast<unsigned long long>(id));
     FUZZ_CHECK(r.ph == phase::queued, "the server receives only queued messages, each once");
     FUZZ_CHECK(r.is_post == is_post, "a post arrives as a post, a request as a request");
     auto& q = fifo_[r.producer];
@@ -580,7 +661,8 @@ class chan {
       FUZZ_CHECK(model_queued() == 0 && strong_ == 0,
                  "clients_disappeared only when the queue is empty and no strong client is left");
     } else {
-      FUZZ_CHECK(code == ump::errc::timed_out, "a timed server wait fails only by timing out or with clients_disappeared");
+      FUZZ_CHECK(code == ump::errc::timed_out,
+                 "a timed server wait fails only by timing out or with clients_disappeared");
       FUZZ_CHECK(model_queued() == 0 && strong_ > 0, "a server wait times out only with nothing to report");
     }
   }
@@ -611,12 +693,14 @@ class chan {
         auto r = srv_->try_wait();
         counted::disarm();
         if (!r) {
-          FUZZ_CHECK(r.error().code() == ump::errc::clients_disappeared, "try_wait fails only with clients_disappeared");
+          FUZZ_CHECK(r.error().code() == ump::errc::clients_disappeared,
+                     "try_wait fails only with clients_disappeared");
           check_nothing(r.error().code());
           return;
         }
         if (!*r) {
-          FUZZ_CHECK(model_queued() == 0 && strong_ > 0, "try_wait returns nothing only while the queue is empty and clients live");
+          FUZZ_CHECK(model_queued() == 0 && strong_ > 0,
+                     "try_wait returns nothing only while the queue is empty and clients live");
           return;
         }
         FUZZ_CHECK(model_queued() > 0, "try_wait returns a message only when one is queued");
@@ -719,7 +803,8 @@ class chan {
       r.collected = true;
       r.requester = who::none;
     } else {
-      FUZZ_CHECK(to_outcome(got).kind == out_kind::timed_out, "a wait past its deadline on an undecided request times out");
+      FUZZ_CHECK(to_outcome(got).kind == out_kind::timed_out,
+                 "a wait past its deadline on an undecided request times out");
       let_go(id);
     }
   }
@@ -802,7 +887,8 @@ class chan {
     if (res) {
       receive(std::move(*res), free_ctx_slot());
     } else {
-      FUZZ_CHECK(res.error().code() == ump::errc::clients_disappeared, "async_wait fails only with clients_disappeared");
+      FUZZ_CHECK(res.error().code() == ump::errc::clients_disappeared,
+                 "async_wait fails only with clients_disappeared");
       check_nothing(res.error().code());
     }
     srv_rec_.res.reset();
@@ -853,7 +939,8 @@ class chan {
       if (!wrs_[k]) continue;
       const record& r = rec(wr_id_[k]);
       FUZZ_CHECK(wrs_[k]->valid() && !r.abandoned && r.requester == who::wait_reply, "a held wait_reply is live");
-      FUZZ_CHECK(wrs_[k]->ready() == (r.ph == phase::done), "wait_reply::ready() is true exactly once the outcome is decided");
+      FUZZ_CHECK(wrs_[k]->ready() == (r.ph == phase::done),
+                 "wait_reply::ready() is true exactly once the outcome is decided");
     }
     for (int t = 0; t < n_tasks; ++t) {
       const auto& slot = tasks_[t];
@@ -868,10 +955,12 @@ class chan {
       if (r.ph == phase::done && r.deferred && !r.collected) {
         FUZZ_CHECK(!slot.t.done() && queued, "a decided coroutine on a deferred scheduler waits in its queue");
       } else if (r.ph == phase::done) {
-        FUZZ_CHECK(slot.t.done() && slot.rec.finished, "an awaiting coroutine resumes as soon as its outcome is decided");
+        FUZZ_CHECK(slot.t.done() && slot.rec.finished,
+                   "an awaiting coroutine resumes as soon as its outcome is decided");
         FUZZ_CHECK(slot.rec.got == r.out, "an awaiting coroutine receives exactly the decided outcome");
       } else {
-        FUZZ_CHECK(!slot.t.done() && !slot.rec.finished && !queued, "an awaiting coroutine stays suspended until its outcome");
+        FUZZ_CHECK(!slot.t.done() && !slot.rec.finished && !queued,
+                   "an awaiting coroutine stays suspended until its outcome");
       }
     }
   }
@@ -895,7 +984,7 @@ class chan {
   std::array<std::uint64_t, n_ctxs> ctx_id_{};
   std::array<await_slot, n_tasks> tasks_{};
   srv_rec srv_rec_{};
-  task srv_task_;  // after srv_rec_: destroyed first
+  task srv_task_;                                     // after srv_rec_: destroyed first
   ump_fuzz::deferred_scheduler::queue_type sched_q_;  // coroutines woken on a deferred scheduler
 };
 

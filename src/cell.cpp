@@ -34,8 +34,7 @@ bool cell_base::wait_ready(const wait_options& opts, deadline dl) noexcept {
   std::uint32_t expected = empty;
   // ORDERING: acq_rel on success (the replier's exchange reads it and knows to wake us);
   // acquire on failure: the failure means `ready`, whose outcome we are about to read.
-  if (!state_.compare_exchange_strong(expected, waiting, std::memory_order_acq_rel,
-                                      std::memory_order_acquire)) {
+  if (!state_.compare_exchange_strong(expected, waiting, std::memory_order_acq_rel, std::memory_order_acquire)) {
     UMP_ASSERT(expected == ready, "only the requester abandons its own request");
     if (owner != nullptr) unpin_owner(owner);
     if (at_once) hist.record_short();  // it came before we could even park

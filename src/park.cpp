@@ -154,8 +154,8 @@ void note_crowded(bool crowded) noexcept { t_governor.crowded = crowded; }
 
 unsigned spin_budget_shift() noexcept { return t_governor.shift; }
 
-bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts,
-                deadline dl, wait_history* hist) noexcept {
+bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts, deadline dl,
+                wait_history* hist) noexcept {
   if (opts.spin.count() <= 0) return false;
   const spin_plan plan = plan_spin(opts);
   const clock::time_point start = clock::now();
@@ -221,14 +221,13 @@ bool word_changed(void* ctx) noexcept {
 }
 }  // namespace
 
-std::uint32_t spin_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
-                               const wait_options& opts, deadline dl, wait_history* hist) noexcept {
+std::uint32_t spin_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value, const wait_options& opts,
+                               deadline dl, wait_history* hist) noexcept {
   word_watch w{&word, value, value};
   return spin_until(&word_changed, &w, opts, dl, hist) ? w.seen : value;
 }
 
-bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
-                      deadline dl) noexcept {
+bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value, deadline dl) noexcept {
   // ORDERING: relaxed; a statistic, ordered with nothing (see read_park_stats).
   g_parks.fetch_add(1, std::memory_order_relaxed);
 #if defined(__linux__)

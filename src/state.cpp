@@ -78,7 +78,8 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
     // waits outlasted the budget (see wait_history).
     const clock::time_point waiting_from = clock::now();
     const bool at_once = waits_.park_at_once(opts_);
-    if (!at_once && spin_until(&poll_for_server, this, opts_, dl, &waits_)) continue;  // a batch, or the no_clients hint
+    if (!at_once && spin_until(&poll_for_server, this, opts_, dl, &waits_))
+      continue;  // a batch, or the no_clients hint
     // ORDERING: acquire, pairs with send_locked()'s fetch_add and drop_strong()'s fetch_or.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
     if (backlog(c) > 0 || (c & no_clients) != 0) continue;

@@ -16,8 +16,8 @@
 #include "support/support.hpp"
 #include "ump/ump.hpp"
 
-using ump_test::lifetime_check;
 using ump_test::failure;
+using ump_test::lifetime_check;
 using ump_test::tracked;
 
 namespace {
@@ -121,8 +121,7 @@ TEST_CASE("clones_destroyed_on_several_threads_give_clients_disappeared_once") {
     // clients_disappeared, which stays.
     const int served = serve_all(srv);
     for (auto& t : pool) t.join();
-    const bool ok = served == threads && wrong.load() == 0 &&
-                    failure(srv.wait()) == ump::errc::clients_disappeared &&
+    const bool ok = served == threads && wrong.load() == 0 && failure(srv.wait()) == ump::errc::clients_disappeared &&
                     failure(srv.try_wait()) == ump::errc::clients_disappeared && !weak.upgrade().has_value();
     if (!ok) ++bad_rounds;
   }
@@ -253,8 +252,8 @@ TEST_CASE("upgrade_racing_last_strong_drop") {
     if (received != sent || weak.upgrade().has_value()) ++inconsistent;
   }
   MESSAGE("successful upgrades while racing: " << upgrades_during_race << "; rounds that saw the drop while racing: "
-                                                << rounds_failed_while_racing << " (" << rounds_straddled
-                                                << " between two upgrades)");
+                                               << rounds_failed_while_racing << " (" << rounds_straddled
+                                               << " between two upgrades)");
   CHECK(inconsistent == 0);
   CHECK_MESSAGE(rounds_straddled > 0, "the drop never landed between two upgrades");
 }
@@ -393,7 +392,8 @@ TEST_CASE("blocked_requesters_answered_out_of_order") {
     requesters.emplace_back([c = cli, &wrong, t]() mutable {
       auto r = c.req(tracked(static_cast<std::uint64_t>(t)));
       // ORDERING: relaxed; read after join().
-      if (!r.has_value() || r->value() != f(static_cast<std::uint64_t>(t))) wrong.fetch_add(1, std::memory_order_relaxed);
+      if (!r.has_value() || r->value() != f(static_cast<std::uint64_t>(t)))
+        wrong.fetch_add(1, std::memory_order_relaxed);
     });
   }
   std::vector<request_t> held;

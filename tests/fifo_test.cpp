@@ -69,9 +69,15 @@ TEST_CASE("post_client_and_client_interleaved_on_one_thread_arrive_in_send_order
   std::vector<ump::wait_reply<int, void>> pending;
   for (int i = 0; i < 300; ++i) {
     switch (i % 3) {
-      case 0: REQUIRE(poster.post(i).has_value()); break;
-      case 1: pending.push_back(cli.req_async(i)); break;
-      default: REQUIRE(cli.post(i).has_value()); break;
+      case 0:
+        REQUIRE(poster.post(i).has_value());
+        break;
+      case 1:
+        pending.push_back(cli.req_async(i));
+        break;
+      default:
+        REQUIRE(cli.post(i).has_value());
+        break;
     }
   }
   CHECK(drain(srv) == iota(300));
@@ -105,17 +111,20 @@ TEST_CASE("two_and_four_threads_passing_a_token_arrive_in_send_order") {
     auto& srv = chan.first;
     auto& cli = chan.second;
     std::vector<int> expect;
-    token_passing_round(threads, scaled(1000), [&cli] {
-      // Each thread has its own client object; every third message is a request sent
-      // with req_async and dropped (the server still receives it, in order).
-      return [c = cli](int k) mutable {
-        if (k % 3 == 2) {
-          (void)c.req_async(k);
-        } else {
-          REQUIRE(c.post(k).has_value());
-        }
-      };
-    }, expect);
+    token_passing_round(
+        threads, scaled(1000),
+        [&cli] {
+          // Each thread has its own client object; every third message is a request sent
+          // with req_async and dropped (the server still receives it, in order).
+          return [c = cli](int k) mutable {
+            if (k % 3 == 2) {
+              (void)c.req_async(k);
+            } else {
+              REQUIRE(c.post(k).has_value());
+            }
+          };
+        },
+        expect);
     CHECK(drain(srv) == expect);
   }
 }

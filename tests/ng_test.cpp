@@ -16,8 +16,8 @@
 #include "support/support.hpp"
 #include "ump/ng.hpp"
 
-using ump_test::lifetime_check;
 using ump_test::failure;
+using ump_test::lifetime_check;
 using ump_test::tracked;
 
 namespace {

@@ -107,24 +107,25 @@ struct big {
 static_assert(sizeof(big) >= 32 * 1024);
 
 template <class C>
-concept can_fail = requires(C c) { c.fail(0); };
+concept can_fail = requires(C c) {
+  c.fail(0);
+};
 
 }  // namespace
 
 TEST_CASE("move_only_payload_round_trip") {
   lifetime_check guard;
   auto out = round_trip<move_only, move_only, move_only>([] { return move_only(5); },
-                                                        [](move_only& m, auto ctx) {
-                                                          CHECK(*m.p == 5);
-                                                          CHECK(ctx.reply(move_only(*m.p + 1)).has_value());
-                                                        });
+                                                         [](move_only& m, auto ctx) {
+                                                           CHECK(*m.p == 5);
+                                                           CHECK(ctx.reply(move_only(*m.p + 1)).has_value());
+                                                         });
   REQUIRE(out.has_value());
   REQUIRE(out->p != nullptr);
   CHECK(*out->p == 6);
   // And as the app error.
-  auto err = round_trip<move_only, move_only, move_only>([] { return move_only(1); }, [](move_only&, auto ctx) {
-    CHECK(ctx.fail(move_only(9)).has_value());
-  });
+  auto err = round_trip<move_only, move_only, move_only>(
+      [] { return move_only(1); }, [](move_only&, auto ctx) { CHECK(ctx.fail(move_only(9)).has_value()); });
   REQUIRE_FALSE(err.has_value());
   REQUIRE(err.error().is_app_error());
   CHECK(*err.error().app().p == 9);
@@ -133,30 +134,29 @@ TEST_CASE("move_only_payload_round_trip") {
 TEST_CASE("non_default_constructible_payload_round_trip") {
   lifetime_check guard;
   auto out = round_trip<no_default, no_default, no_default>([] { return no_default(3); },
-                                                          [](no_default& m, auto ctx) {
-                                                            CHECK(m.value() == 3);
-                                                            CHECK(ctx.reply(no_default(m.value() * 2)).has_value());
-                                                          });
+                                                            [](no_default& m, auto ctx) {
+                                                              CHECK(m.value() == 3);
+                                                              CHECK(ctx.reply(no_default(m.value() * 2)).has_value());
+                                                            });
   REQUIRE(out.has_value());
   CHECK(out->value() == 6);
-  auto err = round_trip<no_default, no_default, no_default>([] { return no_default(3); }, [](no_default&, auto ctx) {
-    CHECK(ctx.fail(no_default(4)).has_value());
-  });
+  auto err = round_trip<no_default, no_default, no_default>(
+      [] { return no_default(3); }, [](no_default&, auto ctx) { CHECK(ctx.fail(no_default(4)).has_value()); });
   REQUIRE_FALSE(err.has_value());
   CHECK(err.error().app().value() == 4);
 }
 
 TEST_CASE("empty_struct_payload_round_trip") {
   int served = 0;
-  auto out = round_trip<empty_msg, empty_msg, empty_msg>([] { return empty_msg{}; }, [&](empty_msg&, auto ctx) {
-    ++served;
-    CHECK(ctx.reply(empty_msg{}).has_value());
-  });
+  auto out = round_trip<empty_msg, empty_msg, empty_msg>([] { return empty_msg{}; },
+                                                         [&](empty_msg&, auto ctx) {
+                                                           ++served;
+                                                           CHECK(ctx.reply(empty_msg{}).has_value());
+                                                         });
   CHECK(out.has_value());
   CHECK(served == 1);
-  auto err = round_trip<empty_msg, empty_msg, empty_msg>([] { return empty_msg{}; }, [](empty_msg&, auto ctx) {
-    CHECK(ctx.fail(empty_msg{}).has_value());
-  });
+  auto err = round_trip<empty_msg, empty_msg, empty_msg>(
+      [] { return empty_msg{}; }, [](empty_msg&, auto ctx) { CHECK(ctx.fail(empty_msg{}).has_value()); });
   REQUIRE_FALSE(err.has_value());
   CHECK(err.error().is_app_error());
 }
@@ -166,11 +166,11 @@ TEST_CASE("over_aligned_payload_round_trip") {
   over_aligned::misaligned.store(0);
   bool received_aligned = false;
   auto out = round_trip<over_aligned, over_aligned, int>([] { return over_aligned(11); },
-                                                        [&](over_aligned& m, auto ctx) {
-                                                          received_aligned = aligned64(&m);
-                                                          CHECK(m.t.value() == 11);
-                                                          CHECK(ctx.reply(over_aligned(12)).has_value());
-                                                        });
+                                                         [&](over_aligned& m, auto ctx) {
+                                                           received_aligned = aligned64(&m);
+                                                           CHECK(m.t.value() == 11);
+                                                           CHECK(ctx.reply(over_aligned(12)).has_value());
+                                                         });
   REQUIRE(out.has_value());
   CHECK(received_aligned);
   CHECK(aligned64(&*out));
@@ -207,11 +207,12 @@ TEST_CASE("over_aligned_payload_round_trip") {
 
 TEST_CASE("large_32k_payload_round_trip") {
   lifetime_check guard;
-  auto out = round_trip<big, big, int>([] { return big(3); }, [](big& m, auto ctx) {
-    CHECK(m.intact());
-    CHECK(m.t.value() == 3);
-    CHECK(ctx.reply(big(200)).has_value());
-  });
+  auto out = round_trip<big, big, int>([] { return big(3); },
+                                       [](big& m, auto ctx) {
+                                         CHECK(m.intact());
+                                         CHECK(m.t.value() == 3);
+                                         CHECK(ctx.reply(big(200)).has_value());
+                                       });
   REQUIRE(out.has_value());
   CHECK(out->t.value() == 200);
   CHECK(out->intact());
@@ -221,9 +222,8 @@ TEST_CASE("void_error_channel_round_trip") {
   // E = void: fail() does not exist; app errors cannot be expressed.
   static_assert(!can_fail<ump::reply_context<int, void>>);
   static_assert(can_fail<ump::reply_context<int, int>>);
-  auto out = round_trip<int, int, void>([] { return 20; }, [](int& m, auto ctx) {
-    CHECK(ctx.reply(m + 1).has_value());
-  });
+  auto out =
+      round_trip<int, int, void>([] { return 20; }, [](int& m, auto ctx) { CHECK(ctx.reply(m + 1).has_value()); });
   REQUIRE(out.has_value());
   CHECK(*out == 21);
   auto none = round_trip<int, int, void>([] { return 1; }, [](int&, auto ctx) { auto dropped = std::move(ctx); });
@@ -235,32 +235,28 @@ TEST_CASE("void_error_channel_round_trip") {
 TEST_CASE("string_app_error_round_trip") {
   const std::string long_text(1000, 'e');
   auto err = round_trip<std::string, std::string, std::string>([] { return std::string("question"); },
-                                                                [&](std::string& m, auto ctx) {
-                                                                  CHECK(m == "question");
-                                                                  CHECK(ctx.fail(long_text).has_value());
-                                                                });
+                                                               [&](std::string& m, auto ctx) {
+                                                                 CHECK(m == "question");
+                                                                 CHECK(ctx.fail(long_text).has_value());
+                                                               });
   REQUIRE_FALSE(err.has_value());
   REQUIRE(err.error().code() == ump::errc::app_error);
   CHECK(err.error().app() == long_text);
-  auto out = round_trip<std::string, std::string, std::string>([] { return std::string("ping"); },
-                                                                [](std::string& m, auto ctx) {
-                                                                  CHECK(ctx.reply(m + "/pong").has_value());
-                                                                });
+  auto out = round_trip<std::string, std::string, std::string>(
+      [] { return std::string("ping"); }, [](std::string& m, auto ctx) { CHECK(ctx.reply(m + "/pong").has_value()); });
   REQUIRE(out.has_value());
   CHECK(*out == "ping/pong");
 }
 
 TEST_CASE("unique_ptr_reply_round_trip") {
-  auto out = round_trip<int, std::unique_ptr<int>, void>([] { return 41; }, [](int& m, auto ctx) {
-    CHECK(ctx.reply(std::make_unique<int>(m + 1)).has_value());
-  });
+  auto out = round_trip<int, std::unique_ptr<int>, void>(
+      [] { return 41; }, [](int& m, auto ctx) { CHECK(ctx.reply(std::make_unique<int>(m + 1)).has_value()); });
   REQUIRE(out.has_value());
   REQUIRE(*out != nullptr);
   CHECK(**out == 42);
   // A null unique_ptr is a value like any other.
-  auto null = round_trip<int, std::unique_ptr<int>, void>([] { return 0; }, [](int&, auto ctx) {
-    CHECK(ctx.reply(nullptr).has_value());
-  });
+  auto null = round_trip<int, std::unique_ptr<int>, void>(
+      [] { return 0; }, [](int&, auto ctx) { CHECK(ctx.reply(nullptr).has_value()); });
   REQUIRE(null.has_value());
   CHECK(*null == nullptr);
 }

@@ -17,8 +17,8 @@
 #include "support/support.hpp"
 #include "ump/ump.hpp"
 
-using ump_test::lifetime_check;
 using ump_test::failure;
+using ump_test::lifetime_check;
 using ump_test::tracked;
 
 namespace {
@@ -217,7 +217,10 @@ TEST_CASE("context_moved_many_times_then_replied") {
     hops.pop_back();
   }
   // Across a thread and back, then move-assigned onto an empty (moved-from) context.
-  std::thread hop([&ctx] { context_t local = std::move(*ctx); *ctx = std::move(local); });
+  std::thread hop([&ctx] {
+    context_t local = std::move(*ctx);
+    *ctx = std::move(local);
+  });
   hop.join();
   context_t target = std::move(*ctx);
   context_t last = std::move(target);

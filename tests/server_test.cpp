@@ -20,8 +20,8 @@
 #include "ump/detail/park.hpp"
 #include "ump/ump.hpp"
 
-using ump_test::lifetime_check;
 using ump_test::failure;
+using ump_test::lifetime_check;
 using ump_test::tracked;
 
 namespace {
@@ -399,8 +399,7 @@ TEST_CASE("wait_for_times_out_without_losing_anything") {
   // Nothing is sent: each of these must time out (and not report anything else).
   CHECK(failure(srv.wait_for(std::chrono::milliseconds(1))) == ump::errc::timed_out);
   CHECK(failure(srv.wait_for(std::chrono::nanoseconds(0))) == ump::errc::timed_out);
-  CHECK(failure(srv.wait_until(std::chrono::steady_clock::now() - std::chrono::seconds(1))) ==
-        ump::errc::timed_out);
+  CHECK(failure(srv.wait_until(std::chrono::steady_clock::now() - std::chrono::seconds(1))) == ump::errc::timed_out);
   CHECK(srv.empty());
 
   // A queued request is returned even with a deadline already passed.

@@ -105,7 +105,11 @@ TEST_CASE("reply_context_consumed_twice_aborts") {
       {"reply after reply", context_rule, [](ctx_t& c) { c.reply(3), c.reply(4); }},
       {"fail after reply", context_rule, [](ctx_t& c) { c.reply(3), c.fail(4); }},
       {"rvalue reply after fail", context_rule, [](ctx_t& c) { std::move(c).fail(3), std::move(c).reply(4); }},
-      {"reply after move", context_rule, [](ctx_t& c) { ctx_t other = std::move(c); c.reply(4); }},
+      {"reply after move", context_rule,
+       [](ctx_t& c) {
+         ctx_t other = std::move(c);
+         c.reply(4);
+       }},
       {"probe after reply", "reply_context used after reply, fail or move",
        [](ctx_t& c) { c.reply(3), (void)c.requester_waiting(); }},
   };

@@ -5,7 +5,7 @@
 # oneTBB and Boost headers of the MPSC baselines; Asio comes with libasio-dev above)
 set -euo pipefail
 
-pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev libconcurrentqueue-dev doctest-dev
+pkgs=(cmake ninja-build g++ clang clang-format-14 libclang-rt-14-dev libconcurrentqueue-dev doctest-dev
       libbenchmark-dev libasio-dev relacy-dev python3)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(gnuplot-nox libtbb-dev libboost-dev); fi
 

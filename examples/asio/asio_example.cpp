@@ -73,8 +73,8 @@ int main() {
         [&cli, &ok]() -> asio::awaitable<void> {
           asio::steady_timer timeout(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
           // Nobody serves this request yet: the timer wins and the request is cancelled.
-          auto outcome = co_await (ump::asio::async_req(cli, 7, asio::use_awaitable) ||
-                                   timeout.async_wait(asio::use_awaitable));
+          auto outcome =
+              co_await (ump::asio::async_req(cli, 7, asio::use_awaitable) || timeout.async_wait(asio::use_awaitable));
           if (outcome.index() == 1) {
             std::printf("request timed out and was abandoned\n");
             ++ok;

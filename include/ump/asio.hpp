@@ -186,8 +186,8 @@ class op final : op_base {
   ::asio::executor_work_guard<executor_type> work_;
   slot_type slot_{};
   std::optional<result_type> early_;  // the outcome, once collected
-  bool waiting_ = false;    // the waiter is registered (set by the initiating thread)
-  bool withdrawn_ = false;  // cancel() withdrew it (handler's context only)
+  bool waiting_ = false;              // the waiter is registered (set by the initiating thread)
+  bool withdrawn_ = false;            // cancel() withdrew it (handler's context only)
 };
 
 template <class Awaiter, class Handler, class Make>
@@ -214,9 +214,9 @@ struct initiate_wait {
   template <class Handler, class Server>
   void operator()(Handler&& handler, Server* s) const {
     auto make = [&](op_scheduler sch) { return s->async_wait(sch); };
-    start_op<wait_awaiter_t<Server>>(std::forward<Handler>(handler), make,
-                                     ::asio::cancellation_type::terminal | ::asio::cancellation_type::partial |
-                                         ::asio::cancellation_type::total);
+    start_op<wait_awaiter_t<Server>>(
+        std::forward<Handler>(handler), make,
+        ::asio::cancellation_type::terminal | ::asio::cancellation_type::partial | ::asio::cancellation_type::total);
   }
 };
 
@@ -227,7 +227,7 @@ struct initiate_wait {
 // server_disappeared, no_reply, app_error as for client.req(); origin_disappeared when
 // cancelled (see above). Never blocks.
 template <class Client, class S, class Token>
-  requires requires(Client& c, S s) { c.areq(std::move(s), detail::op_scheduler{}); }
+requires requires(Client& c, S s) { c.areq(std::move(s), detail::op_scheduler{}); }
 auto async_req(Client& client, S s, Token&& token) {
   using result_type = decltype(std::declval<detail::req_awaiter_t<Client, S>&>().await_resume());
   return ::asio::async_initiate<Token, void(result_type)>(detail::initiate_req{}, token, &client, std::move(s));
@@ -238,7 +238,7 @@ auto async_req(Client& client, S s, Token&& token) {
 // result): clients_disappeared as for server.wait(); origin_disappeared when cancelled (see
 // above). Never blocks. One wait per server at a time; the server must outlive it.
 template <class Server, class Token>
-  requires requires(Server& s) { s.async_wait(detail::op_scheduler{}); }
+requires requires(Server& s) { s.async_wait(detail::op_scheduler{}); }
 auto async_wait(Server& server, Token&& token) {
   using result_type = decltype(std::declval<detail::wait_awaiter_t<Server>&>().await_resume());
   return ::asio::async_initiate<Token, void(result_type)>(detail::initiate_wait{}, token, &server);

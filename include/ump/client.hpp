@@ -55,9 +55,7 @@ class client {
   // (`cli.req_async(s).wait()`) or suspending (`co_await cli.req_async(s)`). Never blocks.
   // Errors, reported when the outcome is collected: server_disappeared if the server was
   // gone before taking the request (`s` has been destroyed at once), no_reply, app_error.
-  wait_reply<R, E> req_async(S s) {
-    return detail::access::make<wait_reply<R, E>>(core_.start_request(std::move(s)));
-  }
+  wait_reply<R, E> req_async(S s) { return detail::access::make<wait_reply<R, E>>(core_.start_request(std::move(s))); }
 
   // Effect: sends `s` now and returns an awaitable; co_await yields result<R, E>. The
   // coroutine resumes through `sched` (default: inline on the replying thread, see

@@ -193,9 +193,8 @@ class server
     auto& core = this->core_;
     if (n->is_post_) {
       ump::detail::scope_exit give_back([&]() noexcept { core.recycle(n); });
-      return core.unpack(n, [](detail::node_message<P, S>&& m) {
-        return message_type(std::move(*std::get_if<0>(&m)));
-      });
+      return core.unpack(n,
+                         [](detail::node_message<P, S>&& m) { return message_type(std::move(*std::get_if<0>(&m))); });
     }
     auto ctx = ump::detail::access::make<reply_context<R, E>>(core.state(), n);
     return core.unpack(n, [&](detail::node_message<P, S>&& m) {

@@ -50,10 +50,7 @@ class reply_context {
   // Effect: delivers errc::app_error carrying `e`. Same consumption, blocking, status,
   // exception behaviour and abort as reply(). Only for channels whose E is not void.
   template <class E2 = E>
-    requires(!std::is_void_v<E>)
-  reply_status<E> fail(E2 e) {
-    return deliver(error<E>(std::in_place, std::move(e)));
-  }
+  requires(!std::is_void_v<E>) reply_status<E> fail(E2 e) { return deliver(error<E>(std::in_place, std::move(e))); }
 
   // Racy probe: false once the requester has stopped waiting (wait_reply destroyed, timed out,
   // coroutine destroyed). A false answer is final; a true answer may be stale at once.

@@ -77,9 +77,7 @@ class error {
   friend bool operator==(const error& e, errc c) noexcept { return e.code_ == c; }
 
  private:
-  void checked_app() const noexcept {
-    UMP_ASSERT(app_.has_value(), "error::app() is only valid for errc::app_error");
-  }
+  void checked_app() const noexcept { UMP_ASSERT(app_.has_value(), "error::app() is only valid for errc::app_error"); }
   errc code_;
   std::optional<E> app_;
 };
@@ -308,7 +306,7 @@ class [[nodiscard]] result : public detail::result_ops<result<T, E>> {
   using error_type = ump::error<E>;
 
   // Effect: holds a value / an error.
-  result(T v) : v_(std::in_place_index<0>, std::move(v)) {}  // NOLINT: implicit by design
+  result(T v) : v_(std::in_place_index<0>, std::move(v)) {}           // NOLINT: implicit by design
   result(error_type e) : v_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
 
   [[nodiscard]] bool has_value() const noexcept { return v_.index() == 0; }
@@ -328,12 +326,8 @@ class [[nodiscard]] result : public detail::result_ops<result<T, E>> {
 
   // The error. Precondition (debug-checked): !has_value().
   [[nodiscard]] error_type& error() & noexcept { return checked_error(), *std::get_if<1>(&v_); }
-  [[nodiscard]] const error_type& error() const& noexcept {
-    return checked_error(), *std::get_if<1>(&v_);
-  }
-  [[nodiscard]] error_type&& error() && noexcept {
-    return checked_error(), std::move(*std::get_if<1>(&v_));
-  }
+  [[nodiscard]] const error_type& error() const& noexcept { return checked_error(), *std::get_if<1>(&v_); }
+  [[nodiscard]] error_type&& error() && noexcept { return checked_error(), std::move(*std::get_if<1>(&v_)); }
 
   // The value, or `v` converted to T when this holds an error.
   template <class U>

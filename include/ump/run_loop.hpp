@@ -300,15 +300,17 @@ class run_loop {
     spawned_head_ = p;
   }
   void unlink(detail::spawned_promise* p) noexcept {
-    if (p->prev != nullptr) p->prev->next = p->next;
-    else spawned_head_ = p->next;
+    if (p->prev != nullptr)
+      p->prev->next = p->next;
+    else
+      spawned_head_ = p->next;
     if (p->next != nullptr) p->next->prev = p->prev;
     p->prev = p->next = nullptr;
   }
 
   std::mutex m_;
   std::condition_variable cv_;
-  std::atomic<std::uint32_t> epoch_{0};  // bumped (under m_) by everything that wakes the loop
+  std::atomic<std::uint32_t> epoch_{0};         // bumped (under m_) by everything that wakes the loop
   std::vector<std::coroutine_handle<>> queue_;  // guarded by m_
   std::vector<std::coroutine_handle<>> batch_;  // loop thread only
   detail::spawned_promise* spawned_head_ = nullptr;

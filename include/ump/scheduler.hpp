@@ -20,7 +20,8 @@ namespace ump {
 
 template <class S>
 concept scheduler = std::copy_constructible<S> && requires(S& s, std::coroutine_handle<> h) {
-  { s.schedule(h) } noexcept;
+  { s.schedule(h) }
+  noexcept;
 };
 
 // Resumes the coroutine inline, on the thread that completed the awaited operation.

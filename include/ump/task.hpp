@@ -90,10 +90,8 @@ class task_promise final : public task_promise_base {
 
   // `U = T` lets `co_return {a, b};` build a T from a braced list.
   template <class U = T>
-    requires std::is_constructible_v<T, U&&>
-  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
-    value_.emplace(std::forward<U>(v));
-  }
+  requires std::is_constructible_v<T, U&&>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) { value_.emplace(std::forward<U>(v)); }
 
   // The result: the value, or the stored exception rethrown. Called once.
   T take() {

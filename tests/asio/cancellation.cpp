@@ -36,8 +36,8 @@ using ump_test::tracked;
 using tracked_result = ump::result<tracked>;
 
 // Starts an async_req whose handler stores its result, cancellable through `sig`.
-void start_req(ump::client<tracked, tracked>& cli, std::uint64_t v, asio::io_context& ioc, asio::cancellation_signal& sig,
-               std::optional<tracked_result>& out) {
+void start_req(ump::client<tracked, tracked>& cli, std::uint64_t v, asio::io_context& ioc,
+               asio::cancellation_signal& sig, std::optional<tracked_result>& out) {
   ump::asio::async_req(cli, tracked(v),
                        asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(ioc, [&out](tracked_result r) {
                                                       out.emplace(std::move(r));
@@ -125,9 +125,10 @@ TEST_CASE("emit_after_completion_is_harmless") {
   asio::io_context ioc;
   asio::cancellation_signal sig;
   std::optional<ump::result<int>> got;
-  ump::asio::async_req(cli, 1, asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(ioc, [&](ump::result<int> r) {
-                                                           got.emplace(std::move(r));
-                                                         })));
+  ump::asio::async_req(cli, 1,
+                       asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(ioc, [&](ump::result<int> r) {
+                                                      got.emplace(std::move(r));
+                                                    })));
   auto req = srv.try_wait();
   REQUIRE(req);
   REQUIRE(req->has_value());
@@ -183,8 +184,10 @@ TEST_CASE("cancellation_racing_the_reply_gives_both_sides_the_same_answer") {
     while (auto r = s.wait()) {
       auto& [msg, ctx] = *r;
       // ORDERING: relaxed counters, read after join.
-      if (ctx.reply(msg)) server_delivered.fetch_add(1, std::memory_order_relaxed);
-      else server_refused.fetch_add(1, std::memory_order_relaxed);
+      if (ctx.reply(msg))
+        server_delivered.fetch_add(1, std::memory_order_relaxed);
+      else
+        server_refused.fetch_add(1, std::memory_order_relaxed);
     }
   });
   asio::io_context ioc;
@@ -194,12 +197,16 @@ TEST_CASE("cancellation_racing_the_reply_gives_both_sides_the_same_answer") {
   long wrong = 0;
   std::function<void(int)> next = [&](int i) {
     if (i == rounds) return;
-    ump::asio::async_req(cli, i, asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(ioc, [&, i](ump::result<int> r) {
-                                                              if (r && *r == i) ++replies;
-                                                              else if (!r && r.error() == errc::origin_disappeared) ++cancelled;
-                                                              else ++wrong;
-                                                              next(i + 1);
-                                                            })));
+    ump::asio::async_req(cli, i,
+                         asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(ioc, [&, i](ump::result<int> r) {
+                                                        if (r && *r == i)
+                                                          ++replies;
+                                                        else if (!r && r.error() == errc::origin_disappeared)
+                                                          ++cancelled;
+                                                        else
+                                                          ++wrong;
+                                                        next(i + 1);
+                                                      })));
     asio::post(ioc, [&sig, pause = std::chrono::microseconds(i % 200)] {
       const auto until = std::chrono::steady_clock::now() + pause;
       while (std::chrono::steady_clock::now() < until) {
@@ -231,10 +238,11 @@ TEST_CASE("cancelled_async_wait_loses_nothing") {
   asio::io_context ioc;
   asio::cancellation_signal sig;
   std::optional<errc> first;
-  ump::asio::async_wait(srv, asio::bind_cancellation_slot(
-                                 sig.slot(), asio::bind_executor(ioc, [&](ump::result<ump::request<tracked, tracked>> r) {
-                                   first = r ? errc::timed_out : r.error().code();
-                                 })));
+  ump::asio::async_wait(
+      srv, asio::bind_cancellation_slot(sig.slot(),
+                                        asio::bind_executor(ioc, [&](ump::result<ump::request<tracked, tracked>> r) {
+                                          first = r ? errc::timed_out : r.error().code();
+                                        })));
   sig.emit(asio::cancellation_type::total);
   ioc.run();
   REQUIRE(first.has_value());
@@ -263,10 +271,11 @@ TEST_CASE("message_that_woke_async_wait_first_wins_over_the_cancellation") {
   asio::io_context ioc;
   asio::cancellation_signal sig;
   std::optional<std::uint64_t> post;
-  ump::asio::async_wait(srv, asio::bind_cancellation_slot(
-                                 sig.slot(), asio::bind_executor(ioc, [&](ump::result<ump::ng::message<tracked, tracked, tracked>> m) {
-                                   if (m && m->is_post()) post = m->post().value();
-                                 })));
+  ump::asio::async_wait(
+      srv, asio::bind_cancellation_slot(
+               sig.slot(), asio::bind_executor(ioc, [&](ump::result<ump::ng::message<tracked, tracked, tracked>> m) {
+                 if (m && m->is_post()) post = m->post().value();
+               })));
   CHECK(cli.post(tracked(13)));  // wakes the wait: its completion is queued
   sig.emit(asio::cancellation_type::terminal);
   ioc.run();

@@ -64,7 +64,8 @@ TEST_CASE("immediate_outcome_is_posted_not_called_inline") {
   { auto gone = std::move(srv); }
   asio::io_context ioc;
   std::optional<errc> code;
-  ump::asio::async_req(cli, tracked(1), asio::bind_executor(ioc, [&](ump::result<tracked> r) { code = r.error().code(); }));
+  ump::asio::async_req(cli, tracked(1),
+                       asio::bind_executor(ioc, [&](ump::result<tracked> r) { code = r.error().code(); }));
   CHECK_FALSE(code.has_value());
   ioc.run();
   REQUIRE(code.has_value());
@@ -160,7 +161,8 @@ TEST_CASE("use_awaitable_client_and_server_on_one_io_context") {
   long ok = 0;
   bool on_io = true;
   asio::co_spawn(ioc, awaitable_server(srv, &served, &on_io, &ioc), asio::detached);
-  for (int c = 0; c < clients; ++c) asio::co_spawn(ioc, awaitable_client(cli, per_client, &ok, &on_io, &ioc), asio::detached);
+  for (int c = 0; c < clients; ++c)
+    asio::co_spawn(ioc, awaitable_client(cli, per_client, &ok, &on_io, &ioc), asio::detached);
   { auto last = std::move(cli); }  // the client coroutines hold the only clients
   ioc.run();                       // ends once the server saw clients_disappeared
   CHECK(ok == clients * per_client);
@@ -241,8 +243,10 @@ TEST_CASE("ng_async_wait_receives_posts_and_requests_and_async_req_works") {
                               last = m.error().code();
                               return;
                             }
-                            if (m->is_post()) total += m->post();
-                            else m->req().ctx.reply(total);
+                            if (m->is_post())
+                              total += m->post();
+                            else
+                              m->req().ctx.reply(total);
                             serve();
                           }));
   };
@@ -275,7 +279,7 @@ TEST_CASE("unrun_completion_is_released_when_the_io_context_is_destroyed") {
     REQUIRE(r);
     REQUIRE(r->has_value());
     CHECK((*r)->ctx.reply(tracked(2)));  // delivered; completion queued on ioc
-  }  // ioc destroyed without running: the handler and the reply are destroyed
+  }                                      // ioc destroyed without running: the handler and the reply are destroyed
   CHECK_FALSE(called);
 }
 

@@ -61,8 +61,10 @@ ump::task<void> summing_server(sum_server& srv, Sched sched, server_log* log) {
 void blocking_summing_server(sum_server srv) {
   long total = 0;
   while (auto m = srv.wait()) {
-    if (m->is_post()) total += m->post();
-    else m->req().ctx.reply(total);
+    if (m->is_post())
+      total += m->post();
+    else
+      m->req().ctx.reply(total);
   }
 }
 
@@ -88,8 +90,10 @@ ump::task<void> posting_client(sum_client cli, Sched sched, int count, bool exac
     if constexpr (std::is_same_v<Sched, loop_sched>) {
       log->resumed_on_loop = log->resumed_on_loop && sched.loop().running_in_this_thread();
     }
-    if (r && (exact ? *r == mine : *r >= mine)) ++log->ok;
-    else ++log->wrong;
+    if (r && (exact ? *r == mine : *r >= mine))
+      ++log->ok;
+    else
+      ++log->wrong;
   }
 }
 
@@ -125,7 +129,8 @@ TEST_CASE("ng_async_clients_and_async_server_on_two_loop_threads") {
   server_loop.start();
   ump::run_loop client_loop;
   client_log clog;
-  for (int c = 0; c < coroutines; ++c) client_loop.spawn(posting_client(cli, client_loop.scheduler(), count, false, &clog));
+  for (int c = 0; c < coroutines; ++c)
+    client_loop.spawn(posting_client(cli, client_loop.scheduler(), count, false, &clog));
   { auto last = std::move(cli); }
   client_loop.run();
   server_loop.join();

@@ -154,7 +154,8 @@ TEST_CASE("schedule_from_many_threads_resumes_each_once_on_the_loop") {
   std::vector<std::thread> posters;
   for (int t = 0; t < threads; ++t) {
     posters.emplace_back([&, t] {
-      for (int i = 0; i < per_thread; ++i) loop.scheduler().schedule(parked[static_cast<std::size_t>(t * per_thread + i)]);
+      for (int i = 0; i < per_thread; ++i)
+        loop.scheduler().schedule(parked[static_cast<std::size_t>(t * per_thread + i)]);
     });
   }
   loop.run();  // returns once all of them finished

@@ -31,7 +31,6 @@ struct StringMaker<std::vector<T>> {
 };
 }  // namespace doctest
 
-
 namespace {
 
 using ump::errc;

@@ -67,8 +67,10 @@ ump::task<void> asking_client(int_client cli, Sched sched, int first, int count,
     if constexpr (std::is_same_v<Sched, loop_sched>) {
       log->resumed_on_loop = log->resumed_on_loop && sched.loop().running_in_this_thread();
     }
-    if (r && *r == 2 * i) ++log->ok;
-    else ++log->wrong;
+    if (r && *r == 2 * i)
+      ++log->ok;
+    else
+      ++log->wrong;
   }
 }
 
@@ -143,7 +145,8 @@ TEST_CASE("async_clients_on_a_loop_against_a_blocking_server_thread") {
   std::thread server(blocking_doubling_server, std::move(srv));
   ump::run_loop loop;
   client_log log;
-  for (int c = 0; c < coroutines; ++c) loop.spawn(asking_client(cli, loop.scheduler(), c * per_coroutine, per_coroutine, &log));
+  for (int c = 0; c < coroutines; ++c)
+    loop.spawn(asking_client(cli, loop.scheduler(), c * per_coroutine, per_coroutine, &log));
   loop.run();
   { auto last = std::move(cli); }
   server.join();
@@ -205,9 +208,13 @@ TEST_CASE("co_await_req_async_collects_a_reply_or_the_early_failure") {
 
 // co_await on an lvalue wait_reply would consume it silently: it does not compile.
 template <class W>
-concept co_awaitable_as_lvalue = requires(W& w) { w.operator co_await(); };
+concept co_awaitable_as_lvalue = requires(W& w) {
+  w.operator co_await();
+};
 template <class W>
-concept co_awaitable_as_rvalue = requires(W&& w) { std::move(w).operator co_await(); };
+concept co_awaitable_as_rvalue = requires(W&& w) {
+  std::move(w).operator co_await();
+};
 static_assert(co_awaitable_as_rvalue<ump::wait_reply<int, void>>);
 static_assert(!co_awaitable_as_lvalue<ump::wait_reply<int, void>>);
 
@@ -218,7 +225,8 @@ TEST_CASE("co_await_wait_reply_resumes_inline_on_replier_or_on_loop") {
   std::vector<std::thread::id> ids;
   bool on_loop = true;
   int sum = 0;
-  auto body = [](int_client c, ump::run_loop* l, std::vector<std::thread::id>* ids, bool* on_loop, int* sum) -> ump::task<void> {
+  auto body = [](int_client c, ump::run_loop* l, std::vector<std::thread::id>* ids, bool* on_loop,
+                 int* sum) -> ump::task<void> {
     // Through the loop's scheduler: always back on the loop thread.
     for (int i = 0; i < 10; ++i) {
       auto wr = c.req_async(i);
@@ -252,7 +260,8 @@ TEST_CASE("async_clients_and_async_server_on_one_loop_thread") {
   server_log slog;
   client_log clog;
   loop.spawn(doubling_server(srv, loop.scheduler(), &slog));
-  for (int c = 0; c < coroutines; ++c) loop.spawn(asking_client(cli, loop.scheduler(), c * per_coroutine, per_coroutine, &clog));
+  for (int c = 0; c < coroutines; ++c)
+    loop.spawn(asking_client(cli, loop.scheduler(), c * per_coroutine, per_coroutine, &clog));
   { auto last = std::move(cli); }  // the client coroutines hold the only clients now
   loop.run();                      // ends when the server saw clients_disappeared
   CHECK(clog.ok == coroutines * per_coroutine);
@@ -315,7 +324,8 @@ TEST_CASE("thousand_client_coroutines_on_one_thread_against_one_server_coroutine
   server_log slog;
   client_log clog;
   loop.spawn(doubling_server(srv, loop.scheduler(), &slog));
-  for (int c = 0; c < coroutines; ++c) loop.spawn(asking_client(cli, loop.scheduler(), c * per_coroutine, per_coroutine, &clog));
+  for (int c = 0; c < coroutines; ++c)
+    loop.spawn(asking_client(cli, loop.scheduler(), c * per_coroutine, per_coroutine, &clog));
   { auto last = std::move(cli); }
   loop.run();
   CHECK(clog.ok == coroutines * per_coroutine);
@@ -376,11 +386,14 @@ TEST_CASE("server_destroyed_while_coroutines_wait_in_areq_on_a_loop") {
   long disappeared = 0;
   long other = 0;
   bool on_loop = true;
-  auto body = [](ump::client<tracked, tracked> c, ump::run_loop* l, long* gone, long* other, bool* on_loop) -> ump::task<void> {
+  auto body = [](ump::client<tracked, tracked> c, ump::run_loop* l, long* gone, long* other,
+                 bool* on_loop) -> ump::task<void> {
     auto r = co_await c.areq(tracked(1), l->scheduler());
     *on_loop = *on_loop && l->running_in_this_thread();
-    if (!r && r.error() == errc::server_disappeared) ++*gone;
-    else ++*other;
+    if (!r && r.error() == errc::server_disappeared)
+      ++*gone;
+    else
+      ++*other;
   };
   for (int i = 0; i < coroutines; ++i) loop.spawn(body(cli, &loop, &disappeared, &other, &on_loop));
   CHECK(loop.poll() == coroutines);  // all sent and suspended
@@ -422,10 +435,13 @@ TEST_CASE("server_destroyed_after_taking_one_request_its_context_still_reaches_t
   ump::run_loop loop;
   std::vector<std::uint64_t> replies;
   long disappeared = 0;
-  auto body = [](ump::client<tracked, tracked> c, ump::run_loop* l, std::vector<std::uint64_t>* out, long* gone) -> ump::task<void> {
+  auto body = [](ump::client<tracked, tracked> c, ump::run_loop* l, std::vector<std::uint64_t>* out,
+                 long* gone) -> ump::task<void> {
     auto r = co_await c.areq(tracked(7), l->scheduler());
-    if (r) out->push_back(r->value());
-    else if (r.error() == errc::server_disappeared) ++*gone;
+    if (r)
+      out->push_back(r->value());
+    else if (r.error() == errc::server_disappeared)
+      ++*gone;
   };
   for (int i = 0; i < 3; ++i) loop.spawn(body(cli, &loop, &replies, &disappeared));
   CHECK(loop.poll() == 3);
@@ -560,7 +576,7 @@ TEST_CASE("server_coroutine_destroyed_while_suspended_in_async_wait") {
   {
     auto o = own(serve_once(srv, &resumed));
     REQUIRE_FALSE(o.done());
-  }  // the waiter is withdrawn
+  }                                     // the waiter is withdrawn
   auto wr = cli.req_async(tracked(8));  // a send after that touches nothing dead
   REQUIRE(wr.valid());
   auto r = srv.try_wait();  // the server itself is still usable

@@ -318,7 +318,8 @@ TEST_CASE("pool_concurrent_push_pop_neither_loses_nor_duplicates") {
         }
         // ORDERING: relaxed; the pool's own acquire/release orders the hand-over, the holder
         // count only detects two owners at once.
-        if (holders[idx].fetch_add(1, std::memory_order_relaxed) != 0) duplicated.fetch_add(1, std::memory_order_relaxed);
+        if (holders[idx].fetch_add(1, std::memory_order_relaxed) != 0)
+          duplicated.fetch_add(1, std::memory_order_relaxed);
       }
       for (int k = 1; k >= 0; --k) {
         d::cell_base* c = got[k];

@@ -403,7 +403,8 @@ TEST_CASE("message_move_throws_in_server_wait_requester_gets_no_reply_each_move_
 TEST_CASE("ng_message_move_throws_in_server_wait_each_move_in_turn") {
   ump_test::lifetime_check guard;
   disarm_on_exit disarm;
-  auto ends = ump::ng::channel<tracked, tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
+  auto ends =
+      ump::ng::channel<tracked, tracked, tracked>();  // not a structured binding: lambdas capture these (clang 14)
   auto& srv = ends.first;
   auto& cli = ends.second;
   const struct {

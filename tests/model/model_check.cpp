@@ -665,8 +665,8 @@ const entry scenarios[] = {
     {"negative_lost_wake", true, randomised, 10000, &run_one<negative_lost_wake>},
 };
 
-const tally* const tallies[] = {&close_replied, &close_failed, &upgrade_won, &upgrade_lost, &abandon_first,
-                                &reply_first,   &timed_out};
+const tally* const tallies[] = {&close_replied, &close_failed, &upgrade_won, &upgrade_lost,
+                                &abandon_first, &reply_first,  &timed_out};
 
 }  // namespace
 
@@ -683,7 +683,7 @@ int main(int argc, char** argv) {
       iterations = std::strtoull(argv[++a], nullptr, 10);
     } else if (std::strcmp(argv[a], "--scheduler") == 0 && a + 1 < argc) {
       const char* k = argv[++a];
-      sched = std::strcmp(k, "full") == 0 ? rl::fair_full_search_scheduler_type
+      sched = std::strcmp(k, "full") == 0    ? rl::fair_full_search_scheduler_type
               : std::strcmp(k, "bound") == 0 ? rl::fair_context_bound_scheduler_type
                                              : rl::random_scheduler_type;
     } else if (std::strcmp(argv[a], "--bound") == 0 && a + 1 < argc) {
@@ -699,8 +699,7 @@ int main(int argc, char** argv) {
   int failures = 0;
   int ran = 0;
   for (const entry& e : scenarios) {
-    if (only.empty() ? e.negative != negative : std::find(only.begin(), only.end(), e.name) == only.end())
-      continue;
+    if (only.empty() ? e.negative != negative : std::find(only.begin(), only.end(), e.name) == only.end()) continue;
     rl::test_params p;
     p.search_type = sched >= 0 ? static_cast<rl::scheduler_type_e>(sched) : e.sched;
     p.iteration_count = iterations != 0 ? iterations : e.iterations != 0 ? e.iterations : 1000000000;

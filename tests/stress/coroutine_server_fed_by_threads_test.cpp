@@ -119,7 +119,9 @@ ump::task<void> recording_ng_server(ump::ng::server<P, int, int> srv, ng_round_l
   }
 }
 
-std::uint32_t encode(int sender, int i) { return static_cast<std::uint32_t>(sender) << 24 | static_cast<std::uint32_t>(i); }
+std::uint32_t encode(int sender, int i) {
+  return static_cast<std::uint32_t>(sender) << 24 | static_cast<std::uint32_t>(i);
+}
 
 template <class P>
 P make_post(std::uint32_t code) {
@@ -138,7 +140,8 @@ TEST_CASE_TEMPLATE("ng_coroutine_server_fed_by_posting_threads_on_fresh_channels
     auto& srv = chan.first;
     auto& cli = chan.second;
     ng_round_log<P> log;
-    std::thread server([&log, s = std::move(srv)]() mutable { ump::sync_wait(recording_ng_server<P>(std::move(s), log)); });
+    std::thread server(
+        [&log, s = std::move(srv)]() mutable { ump::sync_wait(recording_ng_server<P>(std::move(s), log)); });
     std::vector<std::thread> threads;
     std::vector<int> wrong(senders, 0);
     for (int t = 0; t < senders; ++t) {

@@ -99,8 +99,8 @@ struct detached {
 struct counts {
   std::atomic<long> replied{0}, app_error{0}, no_reply{0}, gone{0}, abandoned{0}, posted{0}, wrong{0};
   long total() const {
-    return replied.load() + app_error.load() + no_reply.load() + gone.load() + abandoned.load() +
-           posted.load() + wrong.load();
+    return replied.load() + app_error.load() + no_reply.load() + gone.load() + abandoned.load() + posted.load() +
+           wrong.load();
   }
 };
 
@@ -302,8 +302,8 @@ TEST_CASE("delay_points_stress") {
     hook_scope hook;
     run_all();
   }
-  const char* const names[] = {"send_after_announce", "reply_before_publish", "wait_before_park",
-                               "server_before_park", "wake_before_notify"};
+  const char* const names[] = {"send_after_announce", "reply_before_publish", "wait_before_park", "server_before_park",
+                               "wake_before_notify"};
   static_assert(std::size(names) == point_count);
   for (std::size_t p = 0; p < point_count; ++p) {
     CAPTURE(names[p]);

@@ -97,9 +97,7 @@ std::uint64_t run_seed() {
 // splitmix64: each thread and round draws from its own stream, derived from the seed.
 class rng {
  public:
-  rng(std::uint64_t seed, std::uint64_t stream) : s_(seed ^ (stream * 0xd1b54a32d192ed03ULL)) {
-    (void)next();
-  }
+  rng(std::uint64_t seed, std::uint64_t stream) : s_(seed ^ (stream * 0xd1b54a32d192ed03ULL)) { (void)next(); }
   std::uint64_t next() {
     std::uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -184,8 +182,7 @@ struct async_slot {
 };
 
 template <class Client>
-detached request_by_coroutine(Client& c, tracked msg, std::uint64_t id, async_slot& slot,
-                              std::uint32_t ticket) {
+detached request_by_coroutine(Client& c, tracked msg, std::uint64_t id, async_slot& slot, std::uint32_t ticket) {
   auto awaiter = c.areq(std::move(msg));  // sent now; resumed by the replier (inline)
   auto r = co_await std::move(awaiter);
   slot.outcome = classify(r, id);
@@ -265,8 +262,7 @@ void client_thread(Client first, Weak weak, int t, int ops, std::uint64_t seed, 
   std::optional<Client> c(std::move(first));
   std::uint32_t ticket = 0;
   for (int i = 0; i < ops; ++i) {
-    const auto id =
-        static_cast<std::uint64_t>(t) * static_cast<std::uint64_t>(ops) + static_cast<std::uint64_t>(i);
+    const auto id = static_cast<std::uint64_t>(t) * static_cast<std::uint64_t>(ops) + static_cast<std::uint64_t>(i);
     seen& out = outcomes[static_cast<std::size_t>(id)];
     if (r.below(100) < 3) c.reset();  // random client drop
     if (!c) {
@@ -307,8 +303,8 @@ void client_thread(Client first, Weak weak, int t, int ops, std::uint64_t seed, 
 }
 
 template <class Server>
-void server_thread(Server srv, std::uint64_t seed, std::uint64_t round, long drop_at,
-                   std::vector<did>& actions, long& server_errors) {
+void server_thread(Server srv, std::uint64_t seed, std::uint64_t round, long drop_at, std::vector<did>& actions,
+                   long& server_errors) {
   using ctx_type = ump::reply_context<tracked, tracked>;
   rng r(seed, 2000 + round);
   helper_queue<ctx_type> helper_q;
@@ -401,8 +397,7 @@ bool consistent(seen s, did d, bool server_dropped) {
     case seen::abandoned:  // given up at once: the server may have done anything, or nothing
       return d != did::post_received;
     case seen::timed_out:  // gave up before the outcome arrived: nothing was delivered
-      return d == did::nothing || d == did::replied_origin_gone || d == did::failed_origin_gone ||
-             d == did::dropped;
+      return d == did::nothing || d == did::replied_origin_gone || d == did::failed_origin_gone || d == did::dropped;
     case seen::posted:
       return d == did::post_received || (server_dropped && d == did::nothing);
     default:
@@ -430,8 +425,7 @@ round_report run_round(Make make, std::uint64_t seed, std::uint64_t round, int o
   std::vector<std::thread> clients;
   for (int t = 0; t < client_threads; ++t) {
     clients.emplace_back([&, t, c = cli, w = cli.weak()]() mutable {
-      client_thread(std::move(c), std::move(w), t, ops, seed ^ round, outcomes,
-                    slots[static_cast<std::size_t>(t)]);
+      client_thread(std::move(c), std::move(w), t, ops, seed ^ round, outcomes, slots[static_cast<std::size_t>(t)]);
     });
   }
   { auto root = std::move(cli); }  // the client threads hold the only strong clients now
@@ -473,8 +467,7 @@ void run_seeded(Make make, std::uint64_t flavour) {
     std::string breakdown;
     for (std::size_t k = 0; k < outcome_kinds; ++k) {
       sum += rep.counts[k];
-      if (rep.counts[k] != 0)
-        breakdown += std::string(outcome_names[k]) + "=" + std::to_string(rep.counts[k]) + " ";
+      if (rep.counts[k] != 0) breakdown += std::string(outcome_names[k]) + "=" + std::to_string(rep.counts[k]) + " ";
     }
     CAPTURE(breakdown);
     CAPTURE(rep.server_dropped);
@@ -494,7 +487,5 @@ TEST_CASE("seeded_stress_random_lifecycle_events") {
 }
 
 TEST_CASE("ng_seeded_stress_random_lifecycle_events_with_posts") {
-  run_seeded(
-      [](const ump::channel_options& o) { return ump::ng::channel<tracked, tracked, tracked, tracked>(o); },
-      2);
+  run_seeded([](const ump::channel_options& o) { return ump::ng::channel<tracked, tracked, tracked, tracked>(o); }, 2);
 }

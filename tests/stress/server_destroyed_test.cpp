@@ -51,8 +51,7 @@ void record(client_counts& c, const R& r, std::uint64_t sent) {
   if (r) {
     (r->value() == sent + 1 ? c.served : c.wrong).fetch_add(1, std::memory_order_relaxed);
   } else {
-    (r.error().code() == ump::errc::server_disappeared ? c.gone : c.wrong)
-        .fetch_add(1, std::memory_order_relaxed);
+    (r.error().code() == ump::errc::server_disappeared ? c.gone : c.wrong).fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -131,14 +130,12 @@ void run_rounds(Make make, bool with_posts) {
     auto [srv, cli] = make();
     client_counts counts;
     std::pair<long, long> server_side{};
-    std::thread server([&server_side, limit, s = std::move(srv)]() mutable {
-      server_side = serve_then_destroy(std::move(s), limit);
-    });
+    std::thread server(
+        [&server_side, limit, s = std::move(srv)]() mutable { server_side = serve_then_destroy(std::move(s), limit); });
     std::vector<std::thread> threads;
     for (int t = 0; t < senders; ++t) {
-      threads.emplace_back([&counts, t, with_posts, c = cli]() mutable {
-        send_all(std::move(c), t, per_sender, counts, with_posts);
-      });
+      threads.emplace_back(
+          [&counts, t, with_posts, c = cli]() mutable { send_all(std::move(c), t, per_sender, counts, with_posts); });
     }
     { auto last = std::move(cli); }  // only the senders hold clients now
     for (auto& t : threads) t.join();

@@ -92,7 +92,7 @@ TEST_CASE("thread_churn_each_thread_with_its_own_client_memory_plateaus") {
   REQUIRE(at_end > 0);
   const long growth = at_end - after_warm_up;
   MESSAGE("RSS after warm-up " << after_warm_up / 1024 << " KiB, at end " << at_end / 1024 << " KiB, growth "
-                               << growth / 1024 << " KiB over " << total - warm_up << " threads (bound "
-                               << bound / 1024 << " KiB)");
+                               << growth / 1024 << " KiB over " << total - warm_up << " threads (bound " << bound / 1024
+                               << " KiB)");
   CHECK(growth <= bound);
 }

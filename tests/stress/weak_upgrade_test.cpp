@@ -49,7 +49,7 @@ void spin_for(std::uint64_t pauses) {
   for (std::uint64_t i = 0; i < pauses; ++i) ump::detail::cpu_relax();
 }
 
-constexpr int max_attempts = 1 << 20;     // a safety bound: the drop comes long before
+constexpr int max_attempts = 1 << 20;      // a safety bound: the drop comes long before
 constexpr int attempts_after_failure = 2;  // made after the first failure, to check monotony
 
 // Both racing threads arrive, then both go: a start gate that does not wait for a wake-up.
@@ -89,7 +89,7 @@ round_totals run_rounds(int rounds, Make make, Send send) {
 
   std::optional<client_type> strong;  // handed to the dropper
   std::optional<weak_type> weak;      // handed to the upgrader
-  std::vector<signed char> results;  // one per attempt this round
+  std::vector<signed char> results;   // one per attempt this round
   std::atomic<bool> server_saw_end{false};
   std::atomic<int> arrived{0};  // the start gate (meet)
   long send_failures = 0;
@@ -188,8 +188,8 @@ void check_totals(const round_totals& t, int rounds) {
   CHECK(t.late_upgrade_ok == 0);
   // How often each side won. Not an assertion about the library, but about the test: a
   // mixed round is one where the drop fell between two upgrades, the race itself.
-  MESSAGE("rounds " << t.rounds << ": upgrader always won " << t.all_succeeded << ", always lost "
-                    << t.all_failed << ", mixed " << t.mixed());
+  MESSAGE("rounds " << t.rounds << ": upgrader always won " << t.all_succeeded << ", always lost " << t.all_failed
+                    << ", mixed " << t.mixed());
   CHECK_MESSAGE(t.mixed() > 0, "the drop never fell between two upgrade attempts");
 }
 

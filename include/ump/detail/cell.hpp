@@ -223,8 +223,7 @@ class node_pool {
       cell_base* next = c->next_.load(std::memory_order_relaxed);
       // ORDERING: acquire on success pairs with push()'s release CAS: the popper sees the
       // cell as the pusher left it; acquire on failure, for the retry's read of next_.
-      if (head_.compare_exchange_weak(h, pack(next, tag(h) + 1), std::memory_order_acquire,
-                                      std::memory_order_acquire))
+      if (head_.compare_exchange_weak(h, pack(next, tag(h) + 1), std::memory_order_acquire, std::memory_order_acquire))
         return c;
     }
   }
@@ -236,8 +235,8 @@ class node_pool {
       c->next_.store(ptr(h), std::memory_order_relaxed);
       // ORDERING: release on success, pairs with try_pop()'s acquire load and CAS; relaxed on
       // failure, which only retries with the head it read.
-    } while (!head_.compare_exchange_weak(h, pack(c, tag(h) + 1), std::memory_order_release,
-                                          std::memory_order_relaxed));
+    } while (
+        !head_.compare_exchange_weak(h, pack(c, tag(h) + 1), std::memory_order_release, std::memory_order_relaxed));
   }
 
  private:

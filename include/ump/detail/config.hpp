@@ -58,11 +58,11 @@ inline void cpu_relax() noexcept {
 #if defined(UMP_TEST_HOOKS)
 // Places inside the protocol's race windows where a stress test may inject a delay.
 enum class delay_point : std::uint8_t {
-  send_after_announce,    // sender counted its message but has not enqueued it yet
-  reply_before_publish,   // replier built the outcome but has not published it
-  wait_before_park,       // requester gave up spinning and is about to register
-  server_before_park,     // server gave up spinning and is about to park
-  wake_before_notify,     // waker claimed a parked waiter but has not woken it
+  send_after_announce,   // sender counted its message but has not enqueued it yet
+  reply_before_publish,  // replier built the outcome but has not published it
+  wait_before_park,      // requester gave up spinning and is about to register
+  server_before_park,    // server gave up spinning and is about to park
+  wake_before_notify,    // waker claimed a parked waiter but has not woken it
   count_
 };
 using delay_hook = void (*)(delay_point) noexcept;
@@ -90,8 +90,7 @@ void run_delay_hook(delay_point p) noexcept;
 
 // Debug-only check of a usage rule. The message names the rule that was broken.
 #if !defined(NDEBUG) || defined(UMP_ENABLE_ASSERTS)
-#define UMP_ASSERT(cond, rule) \
-  ((cond) ? (void)0 : ::ump::detail::assert_fail(rule, __FILE__, __LINE__))
+#define UMP_ASSERT(cond, rule) ((cond) ? (void)0 : ::ump::detail::assert_fail(rule, __FILE__, __LINE__))
 #define UMP_ASSERTS_ENABLED 1
 #else
 #define UMP_ASSERT(cond, rule) ((void)0)

@@ -69,11 +69,11 @@ class client_core {
     return s.node;
   }
 
-  // The first half of send() (announce and enqueue through send_locked()): queues the message, and says whether the server was parked
-  // when it was announced; the caller then owes it a wake_server(). One hold of the
-  // channel's send lock covers taking a node from the stock, building the message,
-  // announcing and enqueueing it; the wake comes after the lock is released, so another
-  // sender may have woken the server in between (tests use this to pin down that window).
+  // The first half of send() (announce and enqueue through send_locked()): queues the message, and says whether the
+  // server was parked when it was announced; the caller then owes it a wake_server(). One hold of the channel's send
+  // lock covers taking a node from the stock, building the message, announcing and enqueueing it; the wake comes after
+  // the lock is released, so another sender may have woken the server in between (tests use this to pin down that
+  // window).
   struct sent {
     node_type* node;
     bool wake;

@@ -83,18 +83,17 @@ struct wait_history {
 // Returns the first different value seen, or `value` if the budget ran out.
 // ORDERING: loads are acquire, pairing with the release part of whatever RMW changed `word`.
 // If `hist` is given, a spin that succeeds is recorded in it as a short wait.
-std::uint32_t spin_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
-                               const wait_options& opts, deadline dl, wait_history* hist = nullptr) noexcept;
+std::uint32_t spin_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value, const wait_options& opts,
+                               deadline dl, wait_history* hist = nullptr) noexcept;
 
 // Spins, with the same budget and back-off as spin_while_equal, until poll(ctx) returns true.
 // Returns false if the budget (or `dl`) ran out first.
-bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts,
-                deadline dl, wait_history* hist = nullptr) noexcept;
+bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts, deadline dl,
+                wait_history* hist = nullptr) noexcept;
 
 // Sleeps while `word` holds `value`. Returns false if `dl` passed, true otherwise (the word
 // changed, or a wake arrived, or a spurious wake-up: callers re-check their condition).
-bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value,
-                      deadline dl) noexcept;
+bool park_while_equal(const atomic<std::uint32_t>& word, std::uint32_t value, deadline dl) noexcept;
 
 // Wakes every thread parked on `word`. Safe to call on a word whose waiter has already moved
 // on, as long as the memory itself is alive (ump's cells and shared states never are freed

@@ -27,7 +27,9 @@ class pending_reply {
   // A request that was never sent: collecting it reports `early`.
   explicit pending_reply(errc early) noexcept : early_(early) {}
   pending_reply(pending_reply&& o) noexcept
-      : st_(std::exchange(o.st_, nullptr)), cell_(std::exchange(o.cell_, nullptr)), early_(std::exchange(o.early_, errc{})) {}
+      : st_(std::exchange(o.st_, nullptr)),
+        cell_(std::exchange(o.cell_, nullptr)),
+        early_(std::exchange(o.early_, errc{})) {}
   pending_reply& operator=(pending_reply&& o) noexcept {
     if (this != &o) {
       reset();

@@ -38,8 +38,8 @@ static_assert(std::is_trivially_copyable_v<envelope> && sizeof(envelope) == 16,
 
 // Posts of these types travel inline (copied byte for byte into the envelope).
 template <class P>
-inline constexpr bool fits_inline = std::is_trivially_copyable_v<P> &&
-                                    sizeof(P) <= envelope::inline_capacity && alignof(P) <= 8;
+inline constexpr bool fits_inline = std::is_trivially_copyable_v<P> && sizeof(P) <= envelope::inline_capacity &&
+                                    alignof(P) <= 8;
 
 struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
   // Small blocks (32 envelopes, 512 bytes): an idle channel should stay small. The queue is

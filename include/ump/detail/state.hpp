@@ -365,7 +365,7 @@ class state_base {
   alignas(cache_line_size) atomic<std::uint32_t> taken_{0};
   std::uint8_t batch_pos_ = 0;
   std::uint8_t batch_len_ = 0;
-  wait_history waits_;  // the server's recent waits for a message (server thread only)
+  wait_history waits_;                    // the server's recent waits for a message (server thread only)
   atomic<std::uint32_t> server_refs_{1};  // the server
   // When the last waker of the parked server thread woke it (steady clock ticks); written
   // by wakers, read by the server for wait_history.
