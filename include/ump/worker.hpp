@@ -16,9 +16,10 @@
 // post must return the same std::optional<RV>. Returning a value from req or post ("break")
 // stops the loop with it; std::nullopt goes on. req may answer the request at once or move
 // the reply_context out and answer it later, from any thread (reply contexts outlive the
-// worker). Concepts ump::worker_handler and ump::ng::worker_handler state this; an `init` or
-// `term` member that does not fit the signature above is a compile-time error rather than
-// being silently skipped.
+// worker); a context it neither answers nor moves out is destroyed when req returns, and
+// its client gets errc::no_reply, as always. The concepts ump::worker_handler and
+// ump::ng::worker_handler state this; an `init` or `term` member that does not fit the
+// signatures above is a compile-time error rather than being silently skipped.
 //
 // The result (what join() returns, or what the task yields): term's result T if the handler
 // has term (T may be void), else the std::optional<RV> itself — RV's value when a handler
@@ -47,14 +48,18 @@
 // aborts with a message, as everywhere).
 //
 // Threads: the handler is only touched by the worker, one call at a time, so it needs no
-// locking of its own. spawn_thread's handle (worker_thread) is used by one thread at a time.
+// locking of its own. Its calls are plain functions, also in a task: there they run on the
+// loop's thread, and one that blocks stalls every coroutine of that loop (to wait for
+// something, move the reply_context out and answer when it comes). spawn_thread's handle (worker_thread) is used by one thread at a time.
 // Memory ordering: everything the worker did (term, the handler's destructor) happens-before
 // join() returns, or the awaiting coroutine resumes.
 //
 // Asio: spawn_task runs on ump::run_loop only. An Asio program writes the loop itself with
-// ump::asio::async_wait (a few lines, shown in ump/asio.hpp's example): Asio coroutines are a
-// different coroutine type with their own frame ownership (an io_context destroyed with work
-// pending drops its handlers without resuming them), so the run_loop task does not carry over.
+// ump::asio::async_wait (a few lines: `doubler` in examples/asio/asio_example.cpp). The loop
+// here is a ump::task, whose frame needs an owner that destroys it — run_loop owns its
+// spawned tasks — while Asio coroutines are their own type, owned by co_spawn, and an
+// io_context destroyed with work pending drops handlers without resuming them; serving the
+// same handler there would need a second loop body written for asio::awaitable.
 #pragma once
 
 #include <atomic>
@@ -119,7 +124,7 @@ concept worker_handler = requires(H& h, S s, reply_context<R, E> ctx) {
 namespace detail {
 
 // The flavour of channel a worker serves: how to make it and how to hand a message to the
-// handler. plain_flavour is ump's; ng_flavour (below) is ump::ng's.
+// handler. plain_flavour is ump's; ng::detail::flavour (below) is ump::ng's.
 template <class S, class R, class E>
 struct plain_flavour {
   using server_type = server<S, R, E>;
@@ -312,9 +317,12 @@ struct outcome_awaiter {
   }
   bool await_ready() const noexcept { return out->done(); }
   bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
-    if (!out->register_waiter(awaiting)) return false;
-    h = awaiting;  // only read by this coroutine: after resumption, or when it is destroyed
-    return true;
+    // Set before registering: once registered, complete() may resume (and end) the
+    // coroutine on another thread at once, so *this is not touched after a success.
+    h = awaiting;
+    if (out->register_waiter(awaiting)) return true;
+    h = {};
+    return false;
   }
   void await_resume() noexcept { h = {}; }
 };
@@ -351,6 +359,11 @@ struct spawned {
 
   template <std::size_t I>
   decltype(auto) get() & noexcept {
+    if constexpr (I == 0) return (client);
+    else return (worker);
+  }
+  template <std::size_t I>
+  decltype(auto) get() const& noexcept {
     if constexpr (I == 0) return (client);
     else return (worker);
   }
