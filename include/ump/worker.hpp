@@ -308,7 +308,7 @@ template <class T>
 struct outcome_awaiter {
   worker_outcome<T>* out;
   std::coroutine_handle<> h{};
-  outcome_awaiter(worker_outcome<T>* o) noexcept : out(o) {}
+  explicit outcome_awaiter(worker_outcome<T>* o) noexcept : out(o) {}
   outcome_awaiter(const outcome_awaiter&) = delete;
   outcome_awaiter& operator=(const outcome_awaiter&) = delete;
   // Destroyed while suspended here: withdraw, so complete() never resumes a dead frame.

@@ -60,15 +60,16 @@ TEST_CASE("task_worker_serves_coroutine_and_thread_clients_on_the_loop_thread_un
   lifetime_check guard;
   ump::run_loop loop;
   int off_loop = 0;
-  int wrong = 0;
-  const int n = ump_test::scaled(500);
+  int wrong = 0;         // the coroutine client's (loop thread)
+  int wrong_thread = 0;  // the thread client's
+  constexpr int n = ump_test::scaled(500);
   auto [cli, done] = ump::spawn_task<tracked, tracked>(loop, [&loop, &off_loop] { return on_loop_counter{&loop, &off_loop}; });
   static_assert(std::is_same_v<decltype(done), ump::task<std::optional<int>>>);
   loop.spawn(ask_n(cli, loop.scheduler(), n, &wrong));
-  std::thread user([c = cli, n, &wrong]() mutable {
+  std::thread user([c = cli, &wrong_thread]() mutable {
     for (int i = 1; i <= n; ++i) {
       auto r = c.req(tracked(static_cast<std::uint64_t>(i)));
-      if (!r || r->value() != static_cast<std::uint64_t>(i) + 1) ++wrong;
+      if (!r || r->value() != static_cast<std::uint64_t>(i) + 1) ++wrong_thread;
     }
   });
   { auto gone = std::move(cli); }
@@ -76,6 +77,7 @@ TEST_CASE("task_worker_serves_coroutine_and_thread_clients_on_the_loop_thread_un
   user.join();
   CHECK(result == std::nullopt);  // every client went away
   CHECK(wrong == 0);
+  CHECK(wrong_thread == 0);
   CHECK(off_loop == 0);
   loop.run();  // nothing left: returns at once
 }
@@ -133,7 +135,7 @@ TEST_CASE("task_worker_ng_posts_from_a_thread_and_requests_from_a_coroutine") {
   };
   ump::run_loop loop;
   auto [cli, done] = ump::ng::spawn_task<tracked, tracked, tracked>(loop, [] { return summer{}; });
-  const int n = ump_test::scaled(2000);
+  constexpr int n = ump_test::scaled(2000);
   std::uint64_t expected = 0;
   for (int i = 1; i <= n; ++i) expected += static_cast<std::uint64_t>(i);
   std::uint64_t seen = 0;
@@ -142,8 +144,8 @@ TEST_CASE("task_worker_ng_posts_from_a_thread_and_requests_from_a_coroutine") {
     auto r = co_await c.areq(tracked(0), sched);  // after every post: sent once they were
     if (r) *out = r->value();
   };
-  std::thread poster([p = cli.poster(), n]() mutable {
-    for (int i = 1; i <= n; ++i) REQUIRE(p.post(tracked(static_cast<std::uint64_t>(i))).has_value());
+  std::thread poster([p = cli.poster()]() mutable {
+    for (int i = 1; i <= n; ++i) CHECK(p.post(tracked(static_cast<std::uint64_t>(i))).has_value());
   });
   poster.join();  // happens-before the request below: FIFO puts it after the posts
   loop.spawn(ask_sum(std::move(cli), loop.scheduler(), &seen));
