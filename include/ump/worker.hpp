@@ -337,8 +337,9 @@ task<T> join_worker(std::shared_ptr<worker_outcome<T>> out) {
 inline void name_this_thread(const std::string& name) noexcept {
 #if defined(__linux__)
   if (name.empty()) return;
-  const std::string shortened = name.substr(0, 15);
-  (void)pthread_setname_np(pthread_self(), shortened.c_str());
+  char shortened[16] = {};  // the kernel keeps 15 bytes and a terminator
+  name.copy(shortened, sizeof shortened - 1);
+  (void)pthread_setname_np(pthread_self(), shortened);
 #else
   (void)name;
 #endif
@@ -403,6 +404,7 @@ class worker_thread {
   // breaks the loop or every strong client of its channel is gone. Errors: rethrows the
   // exception the worker ended with. Aborts (every build): joined twice, or on an empty or
   // moved-from handle. Called from the worker's own thread: std::system_error (deadlock).
+  // Thread-safety: one thread at a time uses a handle, as for std::thread.
   T join() {
     UMP_CHECK(th_.joinable(), "a worker_thread is joined once, and not after a move");
     th_.join();
@@ -487,7 +489,7 @@ using worker_result_t = typename detail::worker_result<detail::plain_flavour<S, 
 // worker_result_t<H, S, R, E>); more clients are copies of it. Blocking: no (the thread may
 // not have started yet; requests sent meanwhile queue). Errors: std::system_error if the
 // thread cannot be started (then nothing ran; the channel is gone), std::bad_alloc.
-// Errors of the worker itself reach join().
+// Errors of the worker itself reach join(). Thread-safe: any thread may call it.
 template <class S, class R, class E = void, class Make>
   requires worker_handler<detail::handler_of<Make>, S, R, E>
 auto spawn_thread(Make make_handler, worker_options opts = {}) {
@@ -504,7 +506,8 @@ auto spawn_thread(Make make_handler, worker_options opts = {}) {
 // loop's). Destroying it unstarted (or while it waits) detaches: the worker goes on, and its
 // result or exception is discarded. The loop owns the worker: destroying the loop destroys
 // an unfinished worker wherever it waits (its server and handler with it; term is not
-// called). Blocking: never. Errors: std::bad_alloc. Errors of the worker reach the task.
+// called). Blocking: never (a short lock, as run_loop::spawn). Errors: std::bad_alloc.
+// Errors of the worker reach the task. Thread-safe: any thread may call it, as spawn().
 template <class S, class R, class E = void, class Make>
   requires worker_handler<detail::handler_of<Make>, S, R, E>
 auto spawn_task(run_loop& loop, Make make_handler, channel_options opts = {}) {
