@@ -140,6 +140,23 @@ TEST_CASE("make_init_req_term_destroy_run_in_order_on_the_worker_thread") {
   for (auto id : log.threads) CHECK(id == worker_id);
 }
 
+TEST_CASE("the_weak_client_kept_from_init_does_not_keep_the_worker_alive") {
+  struct holder {
+    std::optional<ump::weak_client<int, int>> self;
+    void init(ump::weak_client<int, int> w) { self.emplace(std::move(w)); }
+    std::optional<int> req(int msg, ump::reply_context<int> ctx) {
+      ctx.reply(msg);
+      return std::nullopt;
+    }
+    // true: the loop ended by its clients, and the weak client can no longer upgrade.
+    bool term(std::optional<int> stop) { return !stop && self && !self->upgrade().has_value(); }
+  };
+  auto [cli, worker] = ump::spawn_thread<int, int>([] { return holder{}; });
+  CHECK(*cli.req(3) == 3);
+  { auto gone = std::move(cli); }
+  CHECK(worker.join());
+}
+
 TEST_CASE("term_returning_void_makes_join_return_void") {
   struct quiet {
     int* terms;
