@@ -17,18 +17,14 @@
 #endif
 
 #include "support/lifetime.hpp"
+#include "support/worker_handlers.hpp"
 #include "ump/worker.hpp"
 
+using ump_test::failure;
 using ump_test::lifetime_check;
 using ump_test::tracked;
 
 namespace {
-
-template <class T, class E>
-std::optional<ump::errc> failure(const ump::result<T, E>& r) {
-  if (r.has_value()) return std::nullopt;
-  return r.error().code();
-}
 
 // Answers v with v + 1; a request for 0 breaks the loop with the number of requests seen.
 struct counter {
@@ -200,21 +196,8 @@ TEST_CASE("assigning_over_an_unjoined_handle_joins_its_thread") {
 
 TEST_CASE("ng_posts_and_requests_reach_the_handler_in_order_and_a_post_can_break") {
   lifetime_check guard;
-  // Posts are added up; a request asks for the sum so far; the post 0 stops the worker with it.
-  struct summer {
-    std::uint64_t sum = 0;
-    std::optional<std::uint64_t> post(tracked p) {
-      if (p.value() == 0) return sum;
-      sum += p.value();
-      return std::nullopt;
-    }
-    std::optional<std::uint64_t> req(tracked, ump::reply_context<tracked> ctx) {
-      ctx.reply(tracked(sum));
-      return std::nullopt;
-    }
-  };
-  auto [cli, worker] = ump::ng::spawn_thread<tracked, tracked, tracked>([] { return summer{}; });
-  static_assert(std::is_same_v<ump::ng::worker_result_t<summer, tracked, tracked, tracked>, std::optional<std::uint64_t>>);
+  auto [cli, worker] = ump::ng::spawn_thread<tracked, tracked, tracked>([] { return ump_test::summer{}; });
+  static_assert(std::is_same_v<ump::ng::worker_result_t<ump_test::summer, tracked, tracked, tracked>, std::optional<std::uint64_t>>);
   constexpr int n = ump_test::scaled(2000);
   std::uint64_t expected = 0;
   for (int i = 1; i <= n; ++i) {
@@ -303,20 +286,8 @@ TEST_CASE("contexts_kept_past_the_break_are_answered_after_join_from_the_joining
 #if UMP_HAS_EXCEPTIONS
 TEST_CASE("a_throwing_handler_ends_the_worker_queued_requests_see_server_disappeared_join_rethrows") {
   lifetime_check guard;
-  struct thrower {
-    bool* termed;
-    std::optional<int> req(tracked msg, ump::reply_context<tracked> ctx) {
-      if (msg.value() == 13) throw std::runtime_error("unlucky");
-      ctx.reply(std::move(msg));
-      return std::nullopt;
-    }
-    std::optional<int> term(std::optional<int> stop) {
-      *termed = true;
-      return stop;
-    }
-  };
   bool termed = false;
-  auto [cli, worker] = ump::spawn_thread<tracked, tracked>([&termed] { return thrower{&termed}; });
+  auto [cli, worker] = ump::spawn_thread<tracked, tracked>([&termed] { return ump_test::thrower{&termed}; });
   CHECK(cli.req(tracked(1))->value() == 1);
   auto bad = cli.req_async(tracked(13));
   auto queued = cli.req_async(tracked(2));  // behind the throw: never handled

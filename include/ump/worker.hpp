@@ -2,7 +2,8 @@
 //
 // What for: the loop every server writes by hand ("wait for a message, handle it, stop when
 // the clients are gone"), written once. You supply a handler object; spawn_thread() runs it
-// on a new thread, spawn_task() as a coroutine on a ump::run_loop. Both return the first
+// on a new thread, spawn_task() as a coroutine on a ump::run_loop (and
+// ump::asio::worker_task, in ump/asio.hpp, on an Asio executor). Each returns the first
 // client and a handle that yields the worker's result. The Rust crates call these helpers
 // umpx / ump-ngx.
 //
@@ -27,7 +28,8 @@
 // make_handler() returns: ump::worker_result_t<H, S, R, E> (ng: ump::ng::worker_result_t<H,
 // P, S, R, E>) names it.
 //
-// Lifecycle, in this order, all on the worker (the new thread, or the run_loop's thread):
+// Lifecycle, in this order, all on the worker (the new thread, the run_loop's thread, or
+// the Asio executor):
 //   1. make_handler() builds the handler;
 //   2. handler.init(weak) gets a weak client of the channel (it does not keep the worker
 //      alive; upgrading it and keeping the client does, until that client is dropped);
@@ -54,12 +56,8 @@
 // Memory ordering: everything the worker did (term, the handler's destructor) happens-before
 // join() returns, or the awaiting coroutine resumes.
 //
-// Asio: spawn_task runs on ump::run_loop only. An Asio program writes the loop itself with
-// ump::asio::async_wait (a few lines: `doubler` in examples/asio/asio_example.cpp). The loop
-// here is a ump::task, whose frame needs an owner that destroys it — run_loop owns its
-// spawned tasks — while Asio coroutines are their own type, owned by co_spawn, and an
-// io_context destroyed with work pending drops handlers without resuming them; serving the
-// same handler there would need a second loop body written for asio::awaitable.
+// Asio: ump/asio.hpp adds ump::asio::worker_task (and ump::asio::ng::worker_task), the same
+// loop as an asio::awaitable to co_spawn on an executor.
 #pragma once
 
 #include <atomic>
@@ -254,9 +252,11 @@ struct wait_async {
   }
 };
 
-// The one loop body, for threads and tasks alike (see the lifecycle above).
-template <class F, class Make, class Next>
-task<result_of<F, Make>> serve(typename F::server_type srv_in, typename F::weak_type weak, Make make, Next next) {
+// The one loop body, for threads, run_loop tasks and Asio coroutines alike (see the
+// lifecycle above). Coro is the coroutine type (ump::task, or asio::awaitable through
+// ump/asio.hpp); Next(server&) returns what to co_await for the next message.
+template <template <class> class Coro, class F, class Make, class Next>
+Coro<result_of<F, Make>> serve(typename F::server_type srv_in, typename F::weak_type weak, Make make, Next next) {
   using H = handler_of<Make>;
   using traits = handler_traits<F, H>;
   static_assert(std::is_object_v<H> && !std::is_const_v<H>,
@@ -449,31 +449,34 @@ struct worker_thread_main {
   }
 };
 
+// Makes the channel and the loop's coroutine, not started yet: the client and the body.
+template <template <class> class Coro, class F, class Make, class Next>
+auto make_worker(Make make_handler, const channel_options& opts, Next next) {
+  auto ends = F::make_channel(opts);
+  auto weak = ends.second.weak();
+  Coro<result_of<F, Make>> body =
+      serve<Coro, F>(std::move(ends.first), std::move(weak), std::move(make_handler), std::move(next));
+  return std::pair<typename F::client_type, Coro<result_of<F, Make>>>(std::move(ends.second), std::move(body));
+}
+
 // spawn_thread and spawn_task for either flavour F.
 template <class F, class Make>
 auto spawn_thread(Make make_handler, worker_options opts) {
   using T = result_of<F, Make>;
-  auto ends = F::make_channel(opts.channel);
-  auto weak = ends.second.weak();
+  auto w = make_worker<task, F>(std::move(make_handler), opts.channel, wait_blocking{});
   auto out = std::make_shared<worker_outcome<T>>();
-  worker_thread_main body{
-      std::move(opts.name),
-      finish_into(serve<F>(std::move(ends.first), std::move(weak), std::move(make_handler), wait_blocking{}), out)};
-  std::thread th(std::move(body));
+  std::thread th(worker_thread_main{std::move(opts.name), finish_into(std::move(w.second), out)});
   return ump::spawned<typename F::client_type, worker_thread<T>>{worker_access::make(std::move(out), std::move(th)),
-                                                            std::move(ends.second)};
+                                                                 std::move(w.first)};
 }
 
 template <class F, class Make>
 auto spawn_task(run_loop& loop, Make make_handler, const channel_options& opts) {
   using T = result_of<F, Make>;
-  auto ends = F::make_channel(opts);
-  auto weak = ends.second.weak();
+  auto w = make_worker<task, F>(std::move(make_handler), opts, wait_async<run_loop::scheduler_type>{loop.scheduler()});
   auto out = std::make_shared<worker_outcome<T>>();
-  loop.spawn(finish_into(serve<F>(std::move(ends.first), std::move(weak), std::move(make_handler),
-                                  wait_async<run_loop::scheduler_type>{loop.scheduler()}),
-                         out));
-  return ump::spawned<typename F::client_type, task<T>>{join_worker(std::move(out)), std::move(ends.second)};
+  loop.spawn(finish_into(std::move(w.second), out));
+  return ump::spawned<typename F::client_type, task<T>>{join_worker(std::move(out)), std::move(w.first)};
 }
 
 }  // namespace detail

@@ -14,20 +14,16 @@
 
 #include "async/helpers.hpp"
 #include "support/lifetime.hpp"
+#include "support/worker_handlers.hpp"
 #include "ump/run_loop.hpp"
 #include "ump/task.hpp"
 #include "ump/worker.hpp"
 
+using ump_test::failure;
 using ump_test::lifetime_check;
 using ump_test::tracked;
 
 namespace {
-
-template <class T, class E>
-std::optional<ump::errc> failure(const ump::result<T, E>& r) {
-  if (r.has_value()) return std::nullopt;
-  return r.error().code();
-}
 
 using loop_scheduler = ump::run_loop::scheduler_type;
 
@@ -122,19 +118,8 @@ TEST_CASE("task_worker_break_runs_term_and_the_join_task_yields_its_result") {
 
 TEST_CASE("task_worker_ng_posts_from_a_thread_and_requests_from_a_coroutine") {
   lifetime_check guard;
-  struct summer {
-    std::uint64_t sum = 0;
-    std::optional<std::uint64_t> post(tracked p) {
-      sum += p.value();
-      return std::nullopt;
-    }
-    std::optional<std::uint64_t> req(tracked, ump::reply_context<tracked> ctx) {
-      ctx.reply(tracked(sum));
-      return std::nullopt;
-    }
-  };
   ump::run_loop loop;
-  auto [cli, done] = ump::ng::spawn_task<tracked, tracked, tracked>(loop, [] { return summer{}; });
+  auto [cli, done] = ump::ng::spawn_task<tracked, tracked, tracked>(loop, [] { return ump_test::summer{}; });
   constexpr int n = ump_test::scaled(2000);
   std::uint64_t expected = 0;
   for (int i = 1; i <= n; ++i) expected += static_cast<std::uint64_t>(i);
@@ -217,15 +202,8 @@ TEST_CASE("loop_destroyed_under_a_waiting_worker_and_a_waiting_joiner") {
 #if UMP_HAS_EXCEPTIONS
 TEST_CASE("task_worker_exception_reaches_the_join_task_not_run") {
   lifetime_check guard;
-  struct thrower {
-    std::optional<int> req(tracked msg, ump::reply_context<tracked> ctx) {
-      if (msg.value() == 13) throw std::runtime_error("unlucky");
-      ctx.reply(std::move(msg));
-      return std::nullopt;
-    }
-  };
   ump::run_loop loop;
-  auto [cli, done] = ump::spawn_task<tracked, tracked>(loop, [] { return thrower{}; });
+  auto [cli, done] = ump::spawn_task<tracked, tracked>(loop, [] { return ump_test::thrower{}; });
   auto bad = cli.req_async(tracked(13));
   auto queued = cli.req_async(tracked(2));
   CHECK_THROWS_WITH_AS(loop.run(std::move(done)), "unlucky", std::runtime_error);
