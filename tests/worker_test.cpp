@@ -197,7 +197,8 @@ TEST_CASE("assigning_over_an_unjoined_handle_joins_its_thread") {
 TEST_CASE("ng_posts_and_requests_reach_the_handler_in_order_and_a_post_can_break") {
   lifetime_check guard;
   auto [cli, worker] = ump::ng::spawn_thread<tracked, tracked, tracked>([] { return ump_test::summer{}; });
-  static_assert(std::is_same_v<ump::ng::worker_result_t<ump_test::summer, tracked, tracked, tracked>, std::optional<std::uint64_t>>);
+  static_assert(std::is_same_v<ump::ng::worker_result_t<ump_test::summer, tracked, tracked, tracked>,
+                               std::optional<std::uint64_t>>);
   constexpr int n = ump_test::scaled(2000);
   std::uint64_t expected = 0;
   for (int i = 1; i <= n; ++i) {

@@ -42,9 +42,10 @@
 //   6. the handler is destroyed, then the result is handed to the join handle.
 // A worker whose handler keeps a strong client of its own channel never sees step 3's end.
 //
-// Exceptions: if make_handler, init, req, post or term throws, the loop stops there; the
+// Exceptions: if make_handler, init, req, post or term throws, the worker stops there; the
 // server and the handler are destroyed (queued requests get server_disappeared, as in
-// step 4; term is not called), and join() / co_await on the task rethrows the exception.
+// step 4; term is not called after another call threw), and join() / co_await on the task
+// rethrows the exception (Asio: co_spawn's completion receives it).
 // In a -fno-exceptions build nothing can throw, so there is nothing to catch: a handler
 // reports failures with fail(e), a break value or term's result (and a misuse inside ump
 // aborts with a message, as everywhere).
@@ -52,7 +53,8 @@
 // Threads: the handler is only touched by the worker, one call at a time, so it needs no
 // locking of its own. Its calls are plain functions, also in a task: there they run on the
 // loop's thread, and one that blocks stalls every coroutine of that loop (to wait for
-// something, move the reply_context out and answer when it comes). spawn_thread's handle (worker_thread) is used by one thread at a time.
+// something, move the reply_context out and answer when it comes). spawn_thread's handle
+// (worker_thread) is used by one thread at a time.
 // Memory ordering: everything the worker did (term, the handler's destructor) happens-before
 // join() returns, or the awaiting coroutine resumes.
 //
@@ -145,7 +147,8 @@ struct handler_traits {
   static constexpr bool has_init = requires(H& h, typename F::weak_type w) { h.init(std::move(w)); };
   static constexpr bool has_term = requires(H& h, stop_type v) { h.term(std::move(v)); };
   // A member named init or term that the loop cannot call is a mistake, not an absence.
-  static_assert(has_init || !requires { &H::init; }, "ump worker: the handler's init must accept the channel's weak_client");
+  static_assert(has_init || !requires { &H::init; },
+                "ump worker: the handler's init must accept the channel's weak_client");
   static_assert(has_term || !requires { &H::term; }, "ump worker: the handler's term must accept std::optional<RV>");
 };
 
@@ -473,7 +476,8 @@ auto spawn_thread(Make make_handler, worker_options opts) {
 template <class F, class Make>
 auto spawn_task(run_loop& loop, Make make_handler, const channel_options& opts) {
   using T = result_of<F, Make>;
-  auto w = make_worker<task, F>(std::move(make_handler), opts, wait_async<run_loop::scheduler_type>{loop.scheduler()});
+  auto w = make_worker<task, F>(std::move(make_handler), opts,
+                                wait_async<run_loop::scheduler_type>{loop.scheduler()});
   auto out = std::make_shared<worker_outcome<T>>();
   loop.spawn(finish_into(std::move(w.second), out));
   return ump::spawned<typename F::client_type, task<T>>{join_worker(std::move(out)), std::move(w.first)};
