@@ -12,10 +12,11 @@
 #include <asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
-#include <thread>
+#include <optional>
 
 #include "ump/asio.hpp"
 #include "ump/ump.hpp"
+#include "ump/worker.hpp"
 
 using namespace asio::experimental::awaitable_operators;
 
@@ -46,12 +47,15 @@ int main() {
     ioc.run();  // the asker's client goes with it; then the server's wait fails and it ends
   }
 
-  // --- 2. a callback against a server thread ----------------------------------------------
+  // --- 2. a callback against a server thread (ump/worker.hpp) ------------------------------
   {
-    auto [srv, cli] = ump::channel<int, int>();
-    std::thread worker([srv = std::move(srv)]() mutable {
-      while (auto req = srv.wait()) req->ctx.reply(req->msg + 1);
-    });
+    struct incrementer {
+      std::optional<int> req(int msg, ump::reply_context<int> ctx) {
+        ctx.reply(msg + 1);
+        return std::nullopt;
+      }
+    };
+    auto [cli, worker] = ump::spawn_thread<int, int>([] { return incrementer{}; });
     asio::io_context ioc;
     ump::asio::async_req(cli, 41, asio::bind_executor(ioc, [&ok](ump::result<int> r) {
                            std::printf("41 + 1 = %d (on the io_context's thread)\n", *r);
@@ -59,7 +63,7 @@ int main() {
                          }));
     ioc.run();  // returns once the callback has run
     { auto gone = std::move(cli); }
-    worker.join();
+    (void)worker.join();
   }
 
   // --- 3. a request that loses against a timer --------------------------------------------

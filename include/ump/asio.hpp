@@ -47,6 +47,15 @@
 // Exceptions: initiation throws what sending throws (allocation, a throwing move of the
 // message); then nothing was sent and the handler is destroyed. An exception thrown while
 // moving the outcome out of ump during completion propagates out of the executor's run().
+//
+// Workers: ump::asio::worker_task<S, R, E>(make_handler) (ng: ump::asio::ng::worker_task<P,
+// S, R, E>) makes a channel and returns its client and an asio::awaitable<T> that runs the
+// worker loop of ump/worker.hpp — same handler, lifecycle, result T and exceptions — waiting
+// with async_wait(server, use_awaitable) on the executor it runs on. Start it with
+// asio::co_spawn(executor, std::move(task), token) (the completion gets (std::exception_ptr,
+// T): use_future, a callback, detached, ...) or co_await it from an Asio coroutine. Needs
+// Asio's coroutine support (ASIO_HAS_CO_AWAIT; with clang 14, the ump::asio target's
+// definitions).
 #pragma once
 
 #include <coroutine>
@@ -63,8 +72,12 @@
 #include <asio/post.hpp>
 #include <asio/system_executor.hpp>
 
+#include <asio/use_awaitable.hpp>
+
+#include "ump/options.hpp"
 #include "ump/result.hpp"
 #include "ump/scheduler.hpp"
+#include "ump/worker.hpp"
 
 namespace ump::asio {
 
@@ -243,5 +256,57 @@ auto async_wait(Server& server, Token&& token) {
   using result_type = decltype(std::declval<detail::wait_awaiter_t<Server>&>().await_resume());
   return ::asio::async_initiate<Token, void(result_type)>(detail::initiate_wait{}, token, &server);
 }
+
+#if defined(ASIO_HAS_CO_AWAIT)
+
+namespace detail {
+
+template <class T>
+using awaitable = ::asio::awaitable<T>;
+
+// How the worker loop waits inside an Asio coroutine.
+struct wait_awaitable {
+  template <class Server>
+  auto operator()(Server& s) const {
+    return ump::asio::async_wait(s, ::asio::use_awaitable);
+  }
+};
+
+template <class F, class Make>
+auto worker_task(Make make_handler, const channel_options& opts) {
+  auto w = ump::detail::make_worker<awaitable, F>(std::move(make_handler), opts, wait_awaitable{});
+  return ump::spawned<typename F::client_type, ::asio::awaitable<ump::detail::result_of<F, Make>>>{
+      std::move(w.second), std::move(w.first)};
+}
+
+}  // namespace detail
+
+// Effect: makes a ump::channel<S, R, E>(opts) and returns its first client and an
+// asio::awaitable<T> (T = ump::worker_result_t<H, S, R, E>) that, once started, calls
+// make_handler() and serves the channel as ump/worker.hpp describes, on the executor it runs
+// on: co_spawn it (any token; the completion gets the exception or T) or co_await it.
+// Nothing runs before it is started; requests sent meanwhile queue. Destroying it unstarted
+// destroys the server: queued requests get errc::server_disappeared. The executor's
+// execution context must outlive the worker (as for every pending async_wait). Blocking:
+// never. Errors: std::bad_alloc; errors of the worker reach the awaitable's completion.
+template <class S, class R, class E = void, class Make>
+  requires ump::worker_handler<ump::detail::handler_of<Make>, S, R, E>
+auto worker_task(Make make_handler, channel_options opts = {}) {
+  return detail::worker_task<ump::detail::plain_flavour<S, R, E>>(std::move(make_handler), opts);
+}
+
+namespace ng {
+
+// As ump::asio::worker_task, serving a ump::ng::channel<P, S, R, E>: posts go to
+// handler.post.
+template <class P, class S, class R, class E = void, class Make>
+  requires ump::ng::worker_handler<ump::detail::handler_of<Make>, P, S, R, E>
+auto worker_task(Make make_handler, channel_options opts = {}) {
+  return detail::worker_task<ump::ng::detail::flavour<P, S, R, E>>(std::move(make_handler), opts);
+}
+
+}  // namespace ng
+
+#endif  // ASIO_HAS_CO_AWAIT
 
 }  // namespace ump::asio
