@@ -84,7 +84,7 @@ TEST_CASE("break_value_ends_the_loop_join_returns_it_and_later_requests_see_serv
   static_assert(std::is_same_v<decltype(worker), ump::worker_thread<std::optional<int>>>);
   CHECK(worker.joinable());
   auto one = cli.req_async(tracked(1));
-  auto stop = cli.req_async(tracked(0));  // the break: the handler drops its context
+  auto stop = cli.req_async(tracked(0));   // the break: the handler drops its context
   auto after = cli.req_async(tracked(2));  // FIFO: never reaches the handler
   const std::optional<int> result = worker.join();
   CHECK_FALSE(worker.joinable());
@@ -244,8 +244,8 @@ TEST_CASE("a_handler_moves_contexts_out_and_another_thread_replies_while_it_goes
     }
   };
   {
-    auto [cli, worker] = ump::spawn_thread<tracked, tracked>(
-        [p = replier_ends.second.poster()] { return forwarder{p}; });
+    auto [cli, worker] =
+        ump::spawn_thread<tracked, tracked>([p = replier_ends.second.poster()] { return forwarder{p}; });
     { auto gone = std::move(replier_ends.second); }  // the worker's handler holds the last one
     constexpr int n = ump_test::scaled(500);
     for (int i = 1; i <= n; ++i) {
@@ -293,7 +293,7 @@ TEST_CASE("a_throwing_handler_ends_the_worker_queued_requests_see_server_disappe
   auto bad = cli.req_async(tracked(13));
   auto queued = cli.req_async(tracked(2));  // behind the throw: never handled
   CHECK_THROWS_WITH_AS(worker.join(), "unlucky", std::runtime_error);
-  CHECK_FALSE(termed);  // term does not run after an exception
+  CHECK_FALSE(termed);                                // term does not run after an exception
   CHECK(failure(bad.wait()) == ump::errc::no_reply);  // its context died in the unwinding
   CHECK(failure(queued.wait()) == ump::errc::server_disappeared);
   CHECK(failure(cli.req(tracked(3))) == ump::errc::server_disappeared);

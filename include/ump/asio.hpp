@@ -275,8 +275,8 @@ struct wait_awaitable {
 template <class F, class Make>
 auto worker_task(Make make_handler, const channel_options& opts) {
   auto w = ump::detail::make_worker<awaitable, F>(std::move(make_handler), opts, wait_awaitable{});
-  return ump::spawned<typename F::client_type, ::asio::awaitable<ump::detail::result_of<F, Make>>>{
-      std::move(w.second), std::move(w.first)};
+  return ump::spawned<typename F::client_type, ::asio::awaitable<ump::detail::result_of<F, Make>>>{std::move(w.second),
+                                                                                                   std::move(w.first)};
 }
 
 }  // namespace detail
@@ -290,7 +290,7 @@ auto worker_task(Make make_handler, const channel_options& opts) {
 // execution context must outlive the worker (as for every pending async_wait). Blocking:
 // never. Errors: std::bad_alloc; errors of the worker reach the awaitable's completion.
 template <class S, class R, class E = void, class Make>
-  requires ump::worker_handler<ump::detail::handler_of<Make>, S, R, E>
+requires ump::worker_handler<ump::detail::handler_of<Make>, S, R, E>
 auto worker_task(Make make_handler, channel_options opts = {}) {
   return detail::worker_task<ump::detail::plain_flavour<S, R, E>>(std::move(make_handler), opts);
 }
@@ -300,7 +300,7 @@ namespace ng {
 // As ump::asio::worker_task, serving a ump::ng::channel<P, S, R, E>: posts go to
 // handler.post.
 template <class P, class S, class R, class E = void, class Make>
-  requires ump::ng::worker_handler<ump::detail::handler_of<Make>, P, S, R, E>
+requires ump::ng::worker_handler<ump::detail::handler_of<Make>, P, S, R, E>
 auto worker_task(Make make_handler, channel_options opts = {}) {
   return detail::worker_task<ump::ng::detail::flavour<P, S, R, E>>(std::move(make_handler), opts);
 }

@@ -144,12 +144,13 @@ struct plain_flavour {
 template <class F, class H>
 struct handler_traits {
   using stop_type = typename F::template stop_type<H>;  // std::optional<RV>
-  static constexpr bool has_init = requires(H& h, typename F::weak_type w) { h.init(std::move(w)); };
-  static constexpr bool has_term = requires(H& h, stop_type v) { h.term(std::move(v)); };
+  static constexpr bool has_init = requires(H & h, typename F::weak_type w) { h.init(std::move(w)); };
+  static constexpr bool has_term = requires(H & h, stop_type v) { h.term(std::move(v)); };
   // A member named init or term that the loop cannot call is a mistake, not an absence.
-  static_assert(has_init || !requires { &H::init; },
-                "ump worker: the handler's init must accept the channel's weak_client");
-  static_assert(has_term || !requires { &H::term; }, "ump worker: the handler's term must accept std::optional<RV>");
+  static_assert(
+      has_init || !requires { &H::init; }, "ump worker: the handler's init must accept the channel's weak_client");
+  static_assert(
+      has_term || !requires { &H::term; }, "ump worker: the handler's term must accept std::optional<RV>");
 };
 
 template <class F, class H, bool = handler_traits<F, H>::has_term>
@@ -199,8 +200,7 @@ class worker_outcome {
     void* expected = nullptr;
     // ORDERING: acq_rel on success (publishes the frame to complete()); acquire on failure
     // (pairs with complete(): the outcome is visible).
-    return state_.compare_exchange_strong(expected, h.address(), std::memory_order_acq_rel,
-                                          std::memory_order_acquire);
+    return state_.compare_exchange_strong(expected, h.address(), std::memory_order_acq_rel, std::memory_order_acquire);
   }
   // Withdraws a registration whose coroutine is being destroyed. False if complete() has
   // already claimed it (its resumption is under way).
@@ -262,8 +262,7 @@ template <template <class> class Coro, class F, class Make, class Next>
 Coro<result_of<F, Make>> serve(typename F::server_type srv_in, typename F::weak_type weak, Make make, Next next) {
   using H = handler_of<Make>;
   using traits = handler_traits<F, H>;
-  static_assert(std::is_object_v<H> && !std::is_const_v<H>,
-                "ump worker: make_handler() returns the handler by value");
+  static_assert(std::is_object_v<H> && !std::is_const_v<H>, "ump worker: make_handler() returns the handler by value");
   // Locals, not the parameters: an exception destroys them on its way out, so queued
   // requests fail before join() rethrows.
   std::optional<typename F::server_type> srv(std::move(srv_in));
@@ -363,18 +362,24 @@ struct spawned {
 
   template <std::size_t I>
   decltype(auto) get() & noexcept {
-    if constexpr (I == 0) return (client);
-    else return (worker);
+    if constexpr (I == 0)
+      return (client);
+    else
+      return (worker);
   }
   template <std::size_t I>
   decltype(auto) get() const& noexcept {
-    if constexpr (I == 0) return (client);
-    else return (worker);
+    if constexpr (I == 0)
+      return (client);
+    else
+      return (worker);
   }
   template <std::size_t I>
   decltype(auto) get() && noexcept {
-    if constexpr (I == 0) return std::move(client);
-    else return std::move(worker);
+    if constexpr (I == 0)
+      return std::move(client);
+    else
+      return std::move(worker);
   }
 };
 
@@ -476,8 +481,7 @@ auto spawn_thread(Make make_handler, worker_options opts) {
 template <class F, class Make>
 auto spawn_task(run_loop& loop, Make make_handler, const channel_options& opts) {
   using T = result_of<F, Make>;
-  auto w = make_worker<task, F>(std::move(make_handler), opts,
-                                wait_async<run_loop::scheduler_type>{loop.scheduler()});
+  auto w = make_worker<task, F>(std::move(make_handler), opts, wait_async<run_loop::scheduler_type>{loop.scheduler()});
   auto out = std::make_shared<worker_outcome<T>>();
   loop.spawn(finish_into(std::move(w.second), out));
   return ump::spawned<typename F::client_type, task<T>>{join_worker(std::move(out)), std::move(w.first)};
@@ -487,7 +491,7 @@ auto spawn_task(run_loop& loop, Make make_handler, const channel_options& opts) 
 
 // The result of a worker whose handler has type H, serving a ump::channel<S, R, E>.
 template <class H, class S, class R, class E = void>
-  requires worker_handler<H, S, R, E>
+requires worker_handler<H, S, R, E>
 using worker_result_t = typename detail::worker_result<detail::plain_flavour<S, R, E>, H>::type;
 
 // Effect: makes a ump::channel<S, R, E>(opts.channel) and starts a thread (named opts.name)
@@ -498,7 +502,7 @@ using worker_result_t = typename detail::worker_result<detail::plain_flavour<S, 
 // thread cannot be started (then nothing ran; the channel is gone), std::bad_alloc.
 // Errors of the worker itself reach join(). Thread-safe: any thread may call it.
 template <class S, class R, class E = void, class Make>
-  requires worker_handler<detail::handler_of<Make>, S, R, E>
+requires worker_handler<detail::handler_of<Make>, S, R, E>
 auto spawn_thread(Make make_handler, worker_options opts = {}) {
   return detail::spawn_thread<detail::plain_flavour<S, R, E>>(std::move(make_handler), std::move(opts));
 }
@@ -516,7 +520,7 @@ auto spawn_thread(Make make_handler, worker_options opts = {}) {
 // called). Blocking: never (a short lock, as run_loop::spawn). Errors: std::bad_alloc.
 // Errors of the worker reach the task. Thread-safe: any thread may call it, as spawn().
 template <class S, class R, class E = void, class Make>
-  requires worker_handler<detail::handler_of<Make>, S, R, E>
+requires worker_handler<detail::handler_of<Make>, S, R, E>
 auto spawn_task(run_loop& loop, Make make_handler, channel_options opts = {}) {
   return detail::spawn_task<detail::plain_flavour<S, R, E>>(loop, std::move(make_handler), opts);
 }
@@ -540,9 +544,7 @@ struct flavour {
   template <class H>
   using stop_type = ump::detail::req_return_t<H, S, R, E>;
 
-  static std::pair<server_type, client_type> make_channel(const channel_options& o) {
-    return channel<P, S, R, E>(o);
-  }
+  static std::pair<server_type, client_type> make_channel(const channel_options& o) { return channel<P, S, R, E>(o); }
   template <class H>
   static stop_type<H> dispatch(H& h, message<P, S, R, E>& m) {
     if (m.is_post()) return h.post(std::move(m.post()));
@@ -555,19 +557,19 @@ struct flavour {
 
 // The result of a worker whose handler has type H, serving a ump::ng::channel<P, S, R, E>.
 template <class H, class P, class S, class R, class E = void>
-  requires worker_handler<H, P, S, R, E>
+requires worker_handler<H, P, S, R, E>
 using worker_result_t = typename ump::detail::worker_result<detail::flavour<P, S, R, E>, H>::type;
 
 // As ump::spawn_thread, serving a ump::ng::channel<P, S, R, E>: posts go to handler.post.
 template <class P, class S, class R, class E = void, class Make>
-  requires worker_handler<ump::detail::handler_of<Make>, P, S, R, E>
+requires worker_handler<ump::detail::handler_of<Make>, P, S, R, E>
 auto spawn_thread(Make make_handler, worker_options opts = {}) {
   return ump::detail::spawn_thread<detail::flavour<P, S, R, E>>(std::move(make_handler), std::move(opts));
 }
 
 // As ump::spawn_task, serving a ump::ng::channel<P, S, R, E>: posts go to handler.post.
 template <class P, class S, class R, class E = void, class Make>
-  requires worker_handler<ump::detail::handler_of<Make>, P, S, R, E>
+requires worker_handler<ump::detail::handler_of<Make>, P, S, R, E>
 auto spawn_task(run_loop& loop, Make make_handler, channel_options opts = {}) {
   return ump::detail::spawn_task<detail::flavour<P, S, R, E>>(loop, std::move(make_handler), opts);
 }

@@ -61,8 +61,9 @@ TEST_CASE("asio_worker_serves_coroutine_and_thread_clients_on_the_io_context_unt
   int wrong = 0;
   int wrong_thread = 0;
   constexpr int n = ump_test::scaled(300);
-  auto [cli, worker] = ump::asio::worker_task<tracked, tracked>(
-      [&ran_on, &moved_threads] { return incrementer{&ran_on, &moved_threads}; });
+  auto [cli, worker] = ump::asio::worker_task<tracked, tracked>([&ran_on, &moved_threads] {
+    return incrementer{&ran_on, &moved_threads};
+  });
   static_assert(std::is_same_v<decltype(worker), asio::awaitable<std::optional<int>>>);
   std::future<std::optional<int>> done = asio::co_spawn(ioc, std::move(worker), asio::use_future);
   asio::co_spawn(ioc, ask(cli, n, &wrong), asio::detached);

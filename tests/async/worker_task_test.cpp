@@ -59,8 +59,9 @@ TEST_CASE("task_worker_serves_coroutine_and_thread_clients_on_the_loop_thread_un
   int wrong = 0;         // the coroutine client's (loop thread)
   int wrong_thread = 0;  // the thread client's
   constexpr int n = ump_test::scaled(500);
-  auto [cli, done] =
-      ump::spawn_task<tracked, tracked>(loop, [&loop, &off_loop] { return on_loop_counter{&loop, &off_loop}; });
+  auto [cli, done] = ump::spawn_task<tracked, tracked>(loop, [&loop, &off_loop] {
+    return on_loop_counter{&loop, &off_loop};
+  });
   static_assert(std::is_same_v<decltype(done), ump::task<std::optional<int>>>);
   loop.spawn(ask_n(cli, loop.scheduler(), n, &wrong));
   std::thread user([c = cli, &wrong_thread]() mutable {
@@ -110,7 +111,7 @@ TEST_CASE("task_worker_break_runs_term_and_the_join_task_yields_its_result") {
   };
   loop.spawn(ask_then_break(std::move(cli), loop.scheduler(), &break_outcome));
   CHECK(loop.run(std::move(done)) == "99");
-  loop.run();  // lets the asking task finish if it has not yet
+  loop.run();                                   // lets the asking task finish if it has not yet
   CHECK(break_outcome == ump::errc::no_reply);  // the break dropped its context
   CHECK(failure(kept.req(tracked(5))) == ump::errc::server_disappeared);
   const std::vector<std::string> expected{"init", "req 7", "req 0", "term"};
@@ -143,8 +144,9 @@ TEST_CASE("task_worker_result_collected_by_sync_wait_on_another_thread") {
   lifetime_check guard;
   ump_async_test::loop_thread lt;
   int off_loop = 0;
-  auto [cli, done] =
-      ump::spawn_task<tracked, tracked>(lt.loop, [&lt, &off_loop] { return on_loop_counter{&lt.loop, &off_loop}; });
+  auto [cli, done] = ump::spawn_task<tracked, tracked>(lt.loop, [&lt, &off_loop] {
+    return on_loop_counter{&lt.loop, &off_loop};
+  });
   lt.start();
   CHECK(cli.req(tracked(1))->value() == 2);
   CHECK(failure(cli.req(tracked(0))) == ump::errc::no_reply);  // breaks
@@ -158,8 +160,9 @@ TEST_CASE("task_worker_goes_on_when_its_join_task_is_dropped") {
   ump_async_test::loop_thread lt;
   int off_loop = 0;
   {
-    auto [cli, done] =
-        ump::spawn_task<tracked, tracked>(lt.loop, [&lt, &off_loop] { return on_loop_counter{&lt.loop, &off_loop}; });
+    auto [cli, done] = ump::spawn_task<tracked, tracked>(lt.loop, [&lt, &off_loop] {
+      return on_loop_counter{&lt.loop, &off_loop};
+    });
     { auto dropped = std::move(done); }  // detaches
     lt.start();
     for (std::uint64_t i = 1; i <= 3; ++i) CHECK(cli.req(tracked(i))->value() == i + 1);
@@ -186,8 +189,9 @@ TEST_CASE("loop_destroyed_under_a_waiting_worker_and_a_waiting_joiner") {
   std::optional<ump::client<tracked, tracked>> cli;
   {
     ump::run_loop loop;
-    auto spawned =
-        ump::spawn_task<tracked, tracked>(loop, [&destroyed, &termed] { return handler{&destroyed, &termed}; });
+    auto spawned = ump::spawn_task<tracked, tracked>(loop, [&destroyed, &termed] {
+      return handler{&destroyed, &termed};
+    });
     cli.emplace(std::move(spawned.client));
     auto joiner = [](ump::task<std::optional<int>> t, bool* resumed) -> ump::task<void> {
       (void)co_await std::move(t);

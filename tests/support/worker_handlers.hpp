@@ -1,5 +1,5 @@
 // Test support for the worker helpers (ump/worker.hpp, and worker_task in ump/asio.hpp):
-// handlers and a helper shared by tests/worker_test.cpp, tests/async/worker_task_test.cpp
+// handlers shared by tests/worker_test.cpp, tests/async/worker_task_test.cpp
 // and tests/asio/worker.cpp.
 #pragma once
 
@@ -9,17 +9,11 @@
 #include <utility>
 
 #include "support/lifetime.hpp"
+#include "support/support.hpp"  // failure()
 #include "ump/reply_context.hpp"
 #include "ump/result.hpp"
 
 namespace ump_test {
-
-// The error code of a failed outcome, nullopt for a value.
-template <class T, class E>
-std::optional<ump::errc> failure(const ump::result<T, E>& r) {
-  if (r.has_value()) return std::nullopt;
-  return r.error().code();
-}
 
 // An ng handler: adds up posts, answers a request with the sum so far; the post 0 breaks the
 // loop with the sum.
