@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <malloc.h>
 #include <optional>
 #include <string>
@@ -23,8 +24,12 @@
 namespace ump_bench {
 namespace {
 
+// How the server thread receives: one request per wait(), or batches of up to 64 per
+// wait_many() (the rest of what is queued, taken without waiting again).
+enum class receive { one, batch };
+
 // One server thread answering x with x + 1 until every client is gone.
-template <class Payload = std::uint64_t>
+template <class Payload = std::uint64_t, receive How = receive::one>
 class ump_impl {
  public:
   using chan_client = ump::client<Payload, Payload>;
@@ -34,11 +39,20 @@ class ump_impl {
     auto [srv, cli] = ump::channel<Payload, Payload>(opts);
     cli_.emplace(std::move(cli));
     server_ = std::thread([srv = std::move(srv)]() mutable {
-      while (auto r = srv.wait()) {
-        auto& [msg, ctx] = *r;
-        Payload out = msg;
+      auto answer = [](auto& r) {
+        Payload out = r.msg;
         out.front() += 1;
-        ctx.reply(std::move(out));
+        r.ctx.reply(std::move(out));
+      };
+      if constexpr (How == receive::one) {
+        while (auto r = srv.wait()) answer(*r);
+      } else {
+        std::vector<typename ump::server<Payload, Payload>::request_type> batch;
+        batch.reserve(64);
+        while (srv.wait_many(std::back_inserter(batch), 64)) {
+          for (auto& r : batch) answer(r);
+          batch.clear();
+        }
       }
     });
   }
@@ -75,6 +89,9 @@ using word = std::array<std::uint64_t, 1>;
 struct ump_word : ump_impl<word> {
   ump_word() = default;
 };
+struct ump_word_batch : ump_impl<word, receive::batch> {
+  ump_word_batch() = default;
+};
 
 // The spin-budget experiment: the same channel with fixed budgets (adaptive off;
 // spin_before_yield is kept at min(5 µs, budget)). The default `ump` rows are the adaptive
@@ -105,7 +122,9 @@ void register_spin_variant() {
       {.rtt = true, .gap = SpinUs != 0, .rtt_loaded = true, .contended = true, .pipelined = false});
 }
 
-// ng posts: one consumer thread counting what it receives.
+// ng posts: one consumer thread counting what it receives (one per wait(), or in batches
+// of up to 64 per wait_many()).
+template <receive How = receive::one>
 class ump_post_impl {
  public:
   ump_post_impl() {
@@ -113,10 +132,21 @@ class ump_post_impl {
     cli_.emplace(std::move(cli));
     server_ = std::thread([this, srv = std::move(srv)]() mutable {
       std::uint64_t count = 0;
-      while (auto m = srv.wait()) {
-        // Only this thread writes the counter: a plain store, as the baselines' consumers do.
-        // ORDERING: release; pairs with consumed()'s acquire load.
-        if (m->is_post()) consumed_.store(++count, std::memory_order_release);
+      if constexpr (How == receive::one) {
+        while (auto m = srv.wait()) {
+          // Only this thread writes the counter: a plain store, as the baselines' consumers do.
+          // ORDERING: release; pairs with consumed()'s acquire load.
+          if (m->is_post()) consumed_.store(++count, std::memory_order_release);
+        }
+      } else {
+        std::vector<typename decltype(srv)::message_type> batch;
+        batch.reserve(64);
+        while (srv.wait_many(std::back_inserter(batch), 64)) {
+          count += batch.size();  // only posts are sent here
+          batch.clear();
+          // ORDERING: release; pairs with consumed()'s acquire load.
+          consumed_.store(count, std::memory_order_release);
+        }
       }
     });
   }
@@ -233,7 +263,11 @@ const bool registered = [] {
   register_request_reply<ump_word>("ump");
   // The gap sweep's second ump row: waiting.spin = 0, every wait parks at once.
   register_gap<ump_spin<0>>(spin_variant_name<0>());
-  register_post<ump_post_impl>("ump");
+  register_post<ump_post_impl<>>("ump");
+  // Batch receive: the server takes up to 64 per wait_many() (issue 13's comparison).
+  register_post<ump_post_impl<receive::batch>>("ump_batch");
+  register_request_reply<ump_word_batch>(
+      "ump_batch", {.rtt = false, .gap = false, .rtt_loaded = false, .contended = true, .pipelined = true});
   if (std::getenv("UMP_BENCH_SPIN_SWEEP") != nullptr) {
     register_spin_variant<0>();
     register_spin_variant<2>();

@@ -15,7 +15,9 @@
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <iterator>
 #include <utility>
+#include <vector>
 
 #include "ump/ng.hpp"
 #include "ump/task.hpp"
@@ -195,6 +197,20 @@ TEST_CASE("moved_from_server_use_aborts") {
     server_t other = std::move(srv);
     auto body = [](server_t& s) -> ump::task<void> { (void)co_await s.async_wait(); };
     ump::sync_wait(body(srv));  // NOLINT(bugprone-use-after-move)
+  });
+}
+
+TEST_CASE("batch_receive_of_zero_messages_aborts") {
+  constexpr const char* rule = "a batch receive takes at most max messages, and max is at least 1";
+  check_aborts_naming(rule, [] {
+    auto [srv, cli] = ump::channel<int, int, int>();
+    std::vector<server_t::request_type> out;
+    (void)srv.wait_many(std::back_inserter(out), 0);
+  });
+  check_aborts_naming(rule, [] {
+    auto [srv, cli] = ump::channel<int, int, int>();
+    std::vector<server_t::request_type> out;
+    (void)srv.try_wait_many(std::back_inserter(out), 0);
   });
 }
 

@@ -48,6 +48,16 @@ struct request {
 //                       suspends until a request arrives (or clients disappear), then
 //                       resumes via `sched` (default: inline on the sending thread, see
 //                       ump/scheduler.hpp).
+//   wait_many(out, max), try_wait_many(out, max), co_await async_wait_many(out, max, sched = {})
+//                       batch receive: the first message as wait() / try_wait() /
+//                       async_wait() take it, then whatever is already queued, up to `max`
+//                       in all, written to the output iterator `out` in FIFO order (each
+//                       as wait() returns it). Returns how many: at least 1 for wait_many
+//                       and async_wait_many, 0 for try_wait_many when nothing is queued.
+//                       Errors: clients_disappeared, as wait(), only when nothing was taken.
+//                       Aborts (every build) if max is 0. If moving a message out throws, the
+//                       messages already written stay written, that request gets no_reply,
+//                       and the rest stay queued.
 //   empty(), queued()   racy probes: whether / how many requests are queued right now.
 template <class S, class R, class E>
 class server : public detail::server_front<server<S, R, E>, S, R, E, request<S, R, E>> {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 
@@ -147,6 +148,33 @@ class [[nodiscard]] server_awaiter {
   poll_status status_ = poll_status::empty;
   bool registered_ = false;
   bool withdrew_ = false;  // withdraw() lost to a claim (the adapter's context only)
+};
+
+// The awaiter behind server::async_wait_many(): a server_awaiter for the first message, then
+// the messages already queued, taken on the thread that resumes the coroutine.
+template <class Server, class Sched, class OutIt>
+class [[nodiscard]] batch_awaiter {
+ public:
+  batch_awaiter(Server& s, Sched sched, OutIt out, std::size_t max) noexcept
+      : s_(&s), first_(s, std::move(sched)), out_(std::move(out)), max_(max) {}
+  batch_awaiter(batch_awaiter&&) noexcept = default;
+  batch_awaiter& operator=(batch_awaiter&&) = delete;
+
+  bool await_ready() noexcept { return first_.await_ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept { return first_.await_suspend(h); }
+  typename Server::batch_result await_resume() {
+    auto first = first_.await_resume();
+    if (!first) return std::move(first).error();
+    *out_ = std::move(*first);
+    ++out_;
+    return 1 + s_->take_queued(out_, max_ - 1);
+  }
+
+ private:
+  Server* s_;
+  server_awaiter<Server, Sched> first_;
+  OutIt out_;
+  std::size_t max_;
 };
 
 }  // namespace ump::detail

@@ -254,12 +254,43 @@ class server_front {
   server_awaiter<Derived, Sched> async_wait(Sched sched = {}) {
     return {self(), std::move(sched)};
   }
+
+  // Batch receive: the first message as wait() / try_wait() / async_wait() take it, then
+  // whatever is already queued, up to `max` in all, written to `out` in FIFO order.
+  using batch_result = result<std::size_t, E>;
+  template <class OutIt>
+  batch_result wait_many(OutIt out, std::size_t max) {
+    UMP_CHECK(max > 0, "a batch receive takes at most max messages, and max is at least 1");
+    result<Msg, E> first = wait();
+    if (!first) return std::move(first).error();
+    *out = std::move(*first);
+    ++out;
+    return 1 + take_queued(out, max - 1);
+  }
+  template <class OutIt>
+  batch_result try_wait_many(OutIt out, std::size_t max) {
+    UMP_CHECK(max > 0, "a batch receive takes at most max messages, and max is at least 1");
+    envelope e{};
+    const poll_status s = core_.try_take(e);
+    if (s == poll_status::empty) return std::size_t{0};
+    if (s == poll_status::no_clients) return clients_gone();
+    *out = *self().convert(e);
+    ++out;
+    return 1 + take_queued(out, max - 1);
+  }
+  template <class OutIt, scheduler Sched = inline_scheduler>
+  batch_awaiter<Derived, Sched, OutIt> async_wait_many(OutIt out, std::size_t max, Sched sched = {}) {
+    UMP_CHECK(max > 0, "a batch receive takes at most max messages, and max is at least 1");
+    return {self(), std::move(sched), std::move(out), max};
+  }
   [[nodiscard]] bool empty() const noexcept { return core_.checked_state()->empty(); }
   [[nodiscard]] std::size_t queued() const noexcept { return core_.checked_state()->queued(); }
 
  protected:
   template <class, class>
   friend class server_awaiter;
+  template <class, class, class>
+  friend class batch_awaiter;
   explicit server_front(channel_state<M, R, E>* st) noexcept : core_(st) {}
   server_front(server_front&&) noexcept = default;
   server_front& operator=(server_front&&) noexcept = default;
@@ -276,6 +307,19 @@ class server_front {
     if (s == poll_status::empty) return error<E>(errc::timed_out);  // only with a deadline
     if (s == poll_status::no_clients) return clients_gone();
     return self().convert(e);
+  }
+  // Takes what is queued right now, up to `max`, without waiting; returns how many. Stops
+  // at the first empty poll (or clients gone: the next receive reports that).
+  template <class OutIt>
+  std::size_t take_queued(OutIt& out, std::size_t max) {
+    std::size_t n = 0;
+    envelope e{};
+    while (n < max && core_.try_take(e) == poll_status::got) {
+      *out = *self().convert(e);
+      ++out;
+      ++n;
+    }
+    return n;
   }
 };
 
