@@ -20,6 +20,8 @@ const char* to_string(errc c) noexcept {
       return "origin disappeared";
     case errc::app_error:
       return "application error";
+    case errc::cancelled:
+      return "cancelled";
     case errc::timed_out:
       return "timed out";
   }

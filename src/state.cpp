@@ -69,8 +69,9 @@ bool state_base::poll_for_server(void* self) noexcept {
   return (st->ctl_.load(std::memory_order_relaxed) & no_clients) != 0;
 }
 
-poll_status state_base::take(envelope& out, deadline dl) noexcept {
+poll_status state_base::take(envelope& out, deadline dl, const stop_check* stop) noexcept {
   for (;;) {
+    if (stop != nullptr && (*stop)()) return poll_status::stopped;
     const poll_status s = try_take(out);
     if (s != poll_status::empty) return s;
     if (dl.passed()) return poll_status::empty;
@@ -89,6 +90,15 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
     if (!ctl_.compare_exchange_strong(expected, c | parked_thread, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
       continue;
+    // A stop request and this park: interrupt_server_thread()'s RMW on ctl_ is ordered with
+    // the CAS above. If it came first, the CAS read from it (or from a later RMW), so the
+    // stop requested before it is visible here; if it comes after, it sees parked_thread and
+    // wakes us. Either way no stop is slept through.
+    if (stop != nullptr && (*stop)()) {
+      // ORDERING: acq_rel, as the unpark below (a sender may have claimed the flag already).
+      ctl_.fetch_and(~parked_thread, std::memory_order_acq_rel);
+      continue;
+    }
     const bool in_time = park_while_equal(ctl_, c | parked_thread, dl);
     if (in_time) {
       // How long the wait was, as far as the waker saw it: its stamp excludes the time the
@@ -107,6 +117,14 @@ poll_status state_base::take(envelope& out, deadline dl) noexcept {
       return last;
     }
   }
+}
+
+void state_base::interrupt_server_thread() noexcept {
+  // ORDERING: acq_rel; an RMW that changes nothing, so that it is ordered with the server's
+  // parking CAS in take() (see there): release carries the stop request to that CAS when
+  // it comes first, acquire reads parked_thread when it comes after.
+  const std::uint32_t prev = ctl_.fetch_or(0, std::memory_order_acq_rel);
+  if ((prev & parked_thread) != 0) wake_server();
 }
 
 void state_base::close() noexcept {

@@ -50,6 +50,7 @@ enum class errc : unsigned char {
   origin_disappeared,      // reply side: the requester stopped waiting; the reply was dropped
   app_error,               // the server called fail(e): error<E>::app() holds e
   timed_out,               // a wait with a deadline reached it
+  cancelled,               // a wait given a std::stop_token saw stop requested first
 };
 
 // A short, stable, lower-case description of `c` ("server disappeared", ...).

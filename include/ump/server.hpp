@@ -39,6 +39,9 @@ struct request {
 //   wait()              the next request, blocking (spin, then park) while there is none.
 //                       Errors: clients_disappeared once no strong client is left and the
 //                       queue is empty.
+//   wait(stop_token)    as wait(), and errc::cancelled once stop is requested on the token
+//                       (checked before each attempt: a request made after stop stays
+//                       queued for the next wait; a parked server is woken by the stop).
 //   wait_for(d), wait_until(tp)
 //                       as wait(), giving up at the deadline with errc::timed_out. Nothing
 //                       is lost on time-out.

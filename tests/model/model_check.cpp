@@ -618,6 +618,51 @@ struct negative_lost_wake : scenario<negative_lost_wake, 2, rl::test_result_dead
   }
 };
 
+// --- stop against a parking server ---------------------------------------------------------
+// The server thread blocks in take() watching a stop flag (what server::wait(stop_token)
+// does), with a client alive and nothing sent; the other thread requests stop: it sets the
+// flag, then calls interrupt_server_thread() (what the stop_callback does). The take must
+// return stopped. A stop slept through leaves the server parked forever, which Relacy
+// reports as a deadlock; the negative twin leaves the interrupt out to show that it would.
+template <bool Interrupt>
+struct stop_vs_park_base {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli;
+  ump::detail::atomic<bool> stop{false};
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli.emplace(std::move(c));
+    // ORDERING: relaxed; before the modelled threads start.
+    stop.store(false, std::memory_order_relaxed);
+  }
+  void thread(unsigned i) {
+    auto* st = ump::detail::access::core(*srv).state();
+    if (i == 0) {
+      // ORDERING: release, as std::stop_source::request_stop; pairs with the check's acquire.
+      stop.store(true, std::memory_order_release);
+      if (Interrupt) st->interrupt_server_thread();
+      return;
+    }
+    const ump::detail::stop_check check{
+        [](const void* f) noexcept {
+          // ORDERING: acquire, as std::stop_token::stop_requested.
+          return static_cast<const ump::detail::atomic<bool>*>(f)->load(std::memory_order_acquire);
+        },
+        &stop};
+    ump::detail::envelope e{};
+    RL_ASSERT(st->take(e, {}, &check) == ump::detail::poll_status::stopped);
+  }
+  void finish() {
+    cli.reset();
+    srv.reset();
+  }
+};
+struct stop_vs_park : scenario<stop_vs_park, 2>, stop_vs_park_base<true> {};
+struct negative_stop_without_interrupt : scenario<negative_stop_without_interrupt, 2, rl::test_result_deadlock>,
+                                         stop_vs_park_base<false> {};
+
 // --- driver ---------------------------------------------------------------------------------
 struct entry {
   const char* name;
@@ -662,7 +707,10 @@ const entry scenarios[] = {
     {"withdraw_vs_stale_wake", false, randomised, 300000, &run_one<withdraw_vs_stale_wake>},
     {"node_pool_push_pop", false, bounded, 0, &run_one<node_pool_push_pop>},
     {"node_pool_push_pop", false, randomised, 300000, &run_one<node_pool_push_pop>},
+    {"stop_vs_park", false, bounded, 0, &run_one<stop_vs_park>, 2},
+    {"stop_vs_park", false, randomised, 300000, &run_one<stop_vs_park>},
     {"negative_lost_wake", true, randomised, 10000, &run_one<negative_lost_wake>},
+    {"negative_stop_without_interrupt", true, randomised, 10000, &run_one<negative_stop_without_interrupt>},
 };
 
 const tally* const tallies[] = {&close_replied, &close_failed, &upgrade_won, &upgrade_lost,

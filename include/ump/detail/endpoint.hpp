@@ -9,8 +9,10 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <utility>
 
+#include "ump/detail/access.hpp"
 #include "ump/detail/awaiters.hpp"
 #include "ump/detail/channel_state.hpp"
 #include "ump/detail/config.hpp"
@@ -194,7 +196,9 @@ class server_core {
 
   state_type* state() const noexcept { return st_; }
 
-  poll_status take(envelope& out, deadline dl) noexcept { return checked_state()->take(out, dl); }
+  poll_status take(envelope& out, deadline dl, const stop_check* stop = nullptr) noexcept {
+    return checked_state()->take(out, dl, stop);
+  }
   poll_status try_take(envelope& out) noexcept { return checked_state()->try_take(out); }
   // The channel. Aborts (every build) on a moved-from server.
   state_type* checked_state() const noexcept {
@@ -235,6 +239,7 @@ class server_front {
   using node_type = typename core_type::node_type;
 
   result<Msg, E> wait() { return wait_until_({}); }
+  result<Msg, E> wait(const std::stop_token& stop) { return wait_until_({}, &stop); }
   template <class Rep, class Period>
   result<Msg, E> wait_for(std::chrono::duration<Rep, Period> d) {
     return wait_until_(deadline_after(d));
@@ -291,6 +296,7 @@ class server_front {
   friend class server_awaiter;
   template <class, class, class>
   friend class batch_awaiter;
+  friend struct access;
   explicit server_front(channel_state<M, R, E>* st) noexcept : core_(st) {}
   server_front(server_front&&) noexcept = default;
   server_front& operator=(server_front&&) noexcept = default;
@@ -301,9 +307,21 @@ class server_front {
 
  private:
   Derived& self() noexcept { return static_cast<Derived&>(*this); }
-  result<Msg, E> wait_until_(deadline dl) {
+  result<Msg, E> wait_until_(deadline dl, const std::stop_token* token = nullptr) {
     envelope e{};
-    const poll_status s = core_.take(e, dl);
+    poll_status s;
+    if (token == nullptr || !token->stop_possible()) {
+      s = core_.take(e, dl);
+    } else {
+      const stop_check check{
+          [](const void* t) noexcept { return static_cast<const std::stop_token*>(t)->stop_requested(); }, token};
+      auto* st = core_.checked_state();
+      // Runs on the thread that requests stop (or here, if it already was); its destructor
+      // waits for a run in progress, so the state outlives it.
+      std::stop_callback interrupt(*token, [st]() noexcept { st->interrupt_server_thread(); });
+      s = core_.take(e, dl, &check);
+    }
+    if (s == poll_status::stopped) return error<E>(errc::cancelled);
     if (s == poll_status::empty) return error<E>(errc::timed_out);  // only with a deadline
     if (s == poll_status::no_clients) return clients_gone();
     return self().convert(e);

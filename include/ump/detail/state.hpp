@@ -52,7 +52,16 @@
 
 namespace ump::detail {
 
-enum class poll_status : std::uint8_t { got, empty, no_clients };
+enum class poll_status : std::uint8_t { got, empty, no_clients, stopped };
+
+// A stop request that a blocking take() watches (a std::stop_token, behind a function
+// pointer so that this layer needs no <stop_token>). requested() must be an acquire read of
+// a flag that the stopping side sets before it calls interrupt_server_thread().
+struct stop_check {
+  bool (*requested)(const void* ctx) noexcept;
+  const void* ctx;
+  [[nodiscard]] bool operator()() const noexcept { return requested(ctx); }
+};
 
 template <class M, class R, class E>
 class server_core;
@@ -178,8 +187,13 @@ class state_base {
     }
     return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
   }
-  // Blocking (spin, then park). Returns empty only when `dl` passed. Out of line.
-  poll_status take(envelope& out, deadline dl) noexcept;
+  // Blocking (spin, then park). Returns empty only when `dl` passed, stopped only when
+  // `stop` is given and says so (checked before each attempt, so a message is not taken
+  // once stop was requested). Out of line.
+  poll_status take(envelope& out, deadline dl, const stop_check* stop = nullptr) noexcept;
+  // Called by whoever requests the stop that a blocked take() watches, after setting it:
+  // wakes the server thread if it is parked. Any thread; never blocks.
+  void interrupt_server_thread() noexcept;
 
   // For the async server: registers `w` and sets parked_async if ctl_ still equals `idle`
   // (no message, no flag). Returns false if ctl_ changed: re-check with try_take.
