@@ -29,8 +29,8 @@ TEST_CASE("value_on_error_throws_bad_result_access") {
 
 TEST_CASE("every_errc_has_a_distinct_message") {
   using ump::errc;
-  const errc all[] = {errc::server_disappeared, errc::clients_disappeared, errc::no_reply,
-                      errc::origin_disappeared, errc::app_error,           errc::timed_out};
+  const errc all[] = {errc::server_disappeared, errc::clients_disappeared, errc::no_reply, errc::origin_disappeared,
+                      errc::app_error,          errc::timed_out,           errc::cancelled};
   for (errc a : all)
     for (errc b : all)
       if (a != b) CHECK(std::string(ump::to_string(a)) != ump::to_string(b));
