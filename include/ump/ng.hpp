@@ -158,8 +158,9 @@ class weak_client {
   core_type core_;
 };
 
-// Receiving calls as ump::server (wait, wait_for, wait_until, try_wait, async_wait, empty,
-// queued; see ump/server.hpp), returning a message.
+// Receiving calls as ump::server (wait, wait(stop_token), wait_for, wait_until, try_wait,
+// async_wait, wait_many, try_wait_many, async_wait_many, empty, queued; see ump/server.hpp),
+// returning messages.
 template <class P, class S, class R, class E>
 class server
     : public ump::detail::server_front<server<P, S, R, E>, detail::node_message<P, S>, R, E, message<P, S, R, E>> {
