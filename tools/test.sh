@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite. Installs the Debian packages it needs, then builds and runs ctest.
 #
-# Usage: tools/test.sh            quick answer (about 5 min on 2 cores): modes gcc and asan-clang
+# Usage: tools/test.sh            quick answer (about 5 min on 2 cores): every test in mode
+#                                 asan-clang, then the model checker and lint (mode gcc)
 #        tools/test.sh --all      every build mode (tools/test_modes.sh: g++ and clang plain
 #                                 builds, ASan+UBSan and TSan with both compilers, release with
 #                                 -Werror, -fno-exceptions), then each libFuzzer target for
@@ -19,7 +20,10 @@ if [[ "${1:-}" == "--all" ]]; then
   fuzz=1
   tools/test_modes.sh || status=$?
 elif [[ $# -eq 0 ]]; then
-  tools/test_modes.sh gcc asan-clang || status=$?
+  # Every test under ASan + UBSan (clang), then what a sanitizer build cannot run: the model
+  # checker and the lint checks, from a plain g++ build of the model checker alone.
+  tools/test_modes.sh asan-clang || status=$?
+  UMP_BUILD_TARGETS="model_check" UMP_CTEST_ARGS="-L model|lint" tools/test_modes.sh gcc || status=$?
 else
   tools/test_modes.sh "$@" || status=$?
 fi

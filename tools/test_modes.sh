@@ -22,7 +22,8 @@
 # (CPU = user + system of the step's processes: on a busy machine, build CPU / jobs is a
 # fair estimate of the build's wall time on an idle one). The exit status is nonzero if
 # any mode failed. Extra arguments: UMP_CONFIGURE_ARGS for cmake --preset (e.g.
-# "-DUMP_BUILD_FUZZ=OFF"), UMP_CTEST_ARGS for ctest (e.g. "-L stress").
+# "-DUMP_BUILD_FUZZ=OFF"), UMP_BUILD_TARGETS for the build (only these targets, e.g.
+# "model_check"), UMP_CTEST_ARGS for ctest (e.g. "-L stress").
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
@@ -67,7 +68,8 @@ for mode in "${modes[@]}"; do
   if [[ $step_rc -ne 0 ]]; then
     step="configure"
   else
-    timed cmake --build --preset "$mode" -j "$jobs"
+    # shellcheck disable=SC2086  # UMP_BUILD_TARGETS is a list of words on purpose
+    timed cmake --build --preset "$mode" -j "$jobs" ${UMP_BUILD_TARGETS:+--target ${UMP_BUILD_TARGETS}}
     [[ $step_rc -ne 0 ]] && step="build"
   fi
   build_wall=$((conf_wall + step_wall))
