@@ -22,15 +22,14 @@
 // Cancellation: the per-operation cancellation slot is honoured (asio::bind_cancellation_slot,
 // the slot use_awaitable and asio's awaitable operators install, ...). If the cancellation
 // wins the race with the outcome:
-//   * async_req abandons the request and completes with errc::origin_disappeared — the same
-//     code the server's reply() then returns: the request's origin stopped waiting. (No new
-//     error code; errc::timed_out stays reserved for deadlines ump enforces.) The server
-//     still receives the request if it had not taken it yet (as for any abandoned request).
-//     Honoured types: terminal and partial (the request was sent, so "total" cancellation,
-//     which promises no side effects, is not offered).
-//   * async_wait withdraws the server's waiter and completes with errc::origin_disappeared
-//     too; nothing was taken and nothing is lost, the next wait gets the next message.
-//     Honoured types: terminal, partial and total.
+//   * async_req cancels the request as wait_reply::cancel() does and completes with
+//     errc::cancelled: if the server has not taken it yet it is withdrawn (never delivered,
+//     its message destroyed); otherwise it is abandoned (the server's reply() returns
+//     origin_disappeared). Honoured types: terminal and partial ("total" cancellation
+//     promises no side effects, which a request the server already took cannot keep).
+//   * async_wait withdraws the server's waiter and completes with errc::cancelled; nothing
+//     was taken and nothing is lost, the next wait gets the next message. Honoured types:
+//     terminal, partial and total.
 // If the outcome wins (it arrived before the cancellation), the operation completes normally
 // with it and the cancellation has no effect. Either way the handler runs exactly once.
 // As for every Asio operation, emit the cancellation signal from the handler's execution
@@ -178,8 +177,8 @@ class op final : op_base {
       o.reset();  // we run inside a posted function: that is the outstanding work now
       std::move(h)(std::move(r));
     } else {
-      result_type r = o->withdrawn_ ? result_type(typename result_type::error_type(errc::origin_disappeared))
-                                    : o->aw_.await_resume();
+      result_type r =
+          o->withdrawn_ ? result_type(typename result_type::error_type(errc::cancelled)) : o->aw_.await_resume();
       o.reset();
       std::move(h)(std::move(r));
     }
@@ -237,8 +236,8 @@ struct initiate_wait {
 
 // Effect: sends `s` through `client` (ump::client or ump::ng::client) when the operation is
 // initiated, and completes with the outcome: void(ump::result<R, E>). Errors (in the result):
-// server_disappeared, no_reply, app_error as for client.req(); origin_disappeared when
-// cancelled (see above). Never blocks.
+// server_disappeared, no_reply, app_error as for client.req(); cancelled when cancelled (see
+// above). Never blocks.
 template <class Client, class S, class Token>
 requires requires(Client& c, S s) { c.areq(std::move(s), detail::op_scheduler{}); }
 auto async_req(Client& client, S s, Token&& token) {
@@ -248,7 +247,7 @@ auto async_req(Client& client, S s, Token&& token) {
 
 // Effect: waits for the next request (ump::server) or message (ump::ng::server) and completes
 // with it: void(ump::result<request, E>) / void(ump::result<message, E>). Errors (in the
-// result): clients_disappeared as for server.wait(); origin_disappeared when cancelled (see
+// result): clients_disappeared as for server.wait(); cancelled when cancelled (see
 // above). Never blocks. One wait per server at a time; the server must outlive it.
 template <class Server, class Token>
 requires requires(Server& s) { s.async_wait(detail::op_scheduler{}); }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <optional>
+#include <stop_token>
 #include <utility>
 
 #include "ump/detail/access.hpp"
@@ -51,6 +52,14 @@ class client {
   // request; `s` has been destroyed), no_reply, app_error. Thread-safe.
   [[nodiscard]] result<R, E> req(S s) { return core_.request(std::move(s)); }
 
+  // Effect: as req(s), but gives up once `stop` is requested: the request is withdrawn if
+  // the server has not taken it yet (never delivered, `s` destroyed), else abandoned (the
+  // server's reply() returns origin_disappeared). Blocking: as req(); a stop request wakes
+  // it. Errors: as req(), plus cancelled. If the reply arrives first, it is returned.
+  [[nodiscard]] result<R, E> req(S s, const std::stop_token& stop) {
+    return core_.request_stoppable(stop, std::move(s));
+  }
+
   // Effect: sends `s` now; the returned wait_reply collects the outcome later, blocking
   // (`cli.req_async(s).wait()`) or suspending (`co_await cli.req_async(s)`). Never blocks.
   // Errors, reported when the outcome is collected: server_disappeared if the server was
@@ -64,6 +73,14 @@ class client {
   template <scheduler Sched = inline_scheduler>
   detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
     return core_.request_awaitable(std::move(sched), std::move(s));
+  }
+
+  // As areq(s, sched), but a stop request while the coroutine is suspended cancels the
+  // request as req(s, stop) does and resumes it (through `sched`, on the thread that
+  // requested stop) with errc::cancelled. A stop already requested cancels it at co_await.
+  template <scheduler Sched = inline_scheduler>
+  detail::reply_awaiter<R, E, Sched> areq(S s, std::stop_token stop, Sched sched = {}) {
+    return core_.request_awaitable_stoppable(std::move(stop), std::move(sched), std::move(s));
   }
 
   // A weak reference to the same channel. Never blocks, never fails.

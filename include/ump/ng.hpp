@@ -23,6 +23,7 @@
 
 #include <new>
 #include <optional>
+#include <stop_token>
 #include <utility>
 #include <variant>
 
@@ -119,6 +120,14 @@ class client {
   template <scheduler Sched = inline_scheduler>
   ump::detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
     return core_.request_awaitable(std::move(sched), std::in_place_index<1>, std::move(s));
+  }
+  // As ump::client::req / areq with a stop token (see ump/client.hpp).
+  [[nodiscard]] result<R, E> req(S s, const std::stop_token& stop) {
+    return core_.request_stoppable(stop, std::in_place_index<1>, std::move(s));
+  }
+  template <scheduler Sched = inline_scheduler>
+  ump::detail::reply_awaiter<R, E, Sched> areq(S s, std::stop_token stop, Sched sched = {}) {
+    return core_.request_awaitable_stoppable(std::move(stop), std::move(sched), std::in_place_index<1>, std::move(s));
   }
   // Effect: queues `p`; never blocks. Errors: server_disappeared (p is destroyed).
   result<void, E> post(P p) {

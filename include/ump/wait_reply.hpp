@@ -16,6 +16,7 @@
 #pragma once
 
 #include <chrono>
+#include <stop_token>
 #include <utility>
 
 #include "ump/detail/access.hpp"
@@ -46,6 +47,20 @@ class [[nodiscard]] wait_reply {
   result<R, E> wait_until(std::chrono::time_point<detail::clock, Duration> tp) {
     return p_.wait(detail::deadline_at(tp));
   }
+
+  // As wait(), giving up once `stop` is requested: the request is cancelled as by cancel()
+  // and wait() returns errc::cancelled (unless the outcome arrived first: then it is
+  // returned). A stop request wakes the waiting thread.
+  result<R, E> wait(const std::stop_token& stop) { return p_.wait({}, &stop); }
+
+  // Effect: gives up on the request without waiting. If the server has not taken it yet, it
+  // is withdrawn: never delivered, its message destroyed here; returns true (also for a
+  // request that was never sent). Otherwise returns false: the server has it, and its reply
+  // is destroyed when it comes (reply() returns origin_disappeared), or now if it is already
+  // here. Withdrawn requests do not disturb the order of the others. Never blocks. Either way
+  // the wait_reply is used up (valid() is false). Aborts (every build): already collected,
+  // or moved from.
+  bool cancel() noexcept { return p_.cancel(); }
 
   // Non-blocking: true once the outcome is there (wait() then returns at once).
   [[nodiscard]] bool ready() const noexcept { return p_.ready(); }

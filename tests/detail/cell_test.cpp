@@ -75,8 +75,8 @@ TEST_CASE("reply_before_wait") {
   CHECK(c.is_ready());
   CHECK_FALSE(c.abandoned());
   // Both wait flavours return at once, without a deadline to save them.
-  CHECK(c.wait_ready(park_at_once, {}));
-  CHECK(c.wait_ready(spin_then_park, {}));
+  CHECK((c.wait_ready(park_at_once, {}) == d::wait_end::ready));
+  CHECK((c.wait_ready(spin_then_park, {}) == d::wait_end::ready));
   CHECK(consume(c) == 7);
 }
 
@@ -87,7 +87,7 @@ TEST_CASE("wait_then_publish") {
     c.reset();
     const auto parks = d::read_park_stats().parks;
     bool woke_ready = false;
-    std::thread requester([&] { woke_ready = c.wait_ready(opts, {}); });
+    std::thread requester([&] { woke_ready = (c.wait_ready(opts, {}) == d::wait_end::ready); });
     // The requester has given up spinning and is going to sleep (or asleep): publish is
     // (on any real machine) the one that wakes it. Only the outcome is asserted; which
     // branch publish took is the memory model's business (the park counter is relaxed).
@@ -160,7 +160,7 @@ TEST_CASE("wait_ready_times_out_then_publish_finds_abandoned") {
   for (const auto& opts : {park_at_once, spin_then_park}) {
     cell c;
     c.reset();
-    CHECK_FALSE(c.wait_ready(opts, {d::clock::now() + std::chrono::microseconds(200)}));
+    CHECK((c.wait_ready(opts, {d::clock::now() + std::chrono::microseconds(200)}) == d::wait_end::timed_out));
     CHECK(c.abandoned());
     CHECK(reply(c, 6) == d::publish_result::origin_gone);
   }
@@ -168,7 +168,7 @@ TEST_CASE("wait_ready_times_out_then_publish_finds_abandoned") {
   cell c;
   c.reset();
   CHECK(reply(c, 7) == d::publish_result::delivered);
-  CHECK(c.wait_ready(park_at_once, {d::clock::now() - std::chrono::seconds(1)}));
+  CHECK((c.wait_ready(park_at_once, {d::clock::now() - std::chrono::seconds(1)}) == d::wait_end::ready));
   CHECK(consume(c) == 7);
 }
 
@@ -231,11 +231,11 @@ TEST_CASE("notify_after_free_rounds") {
     bool got = false;
     switch (i % 5) {
       case 0:  // spin, then park
-        got = c->wait_ready(spin_then_park, {});
+        got = (c->wait_ready(spin_then_park, {}) == d::wait_end::ready);
         if (!got) ++wrong;
         break;
       case 1:  // park at once
-        got = c->wait_ready(park_at_once, {});
+        got = (c->wait_ready(park_at_once, {}) == d::wait_end::ready);
         if (!got) ++wrong;
         break;
       case 2: {  // async waiter (a coroutine's registration), then observe the call
@@ -256,7 +256,7 @@ TEST_CASE("notify_after_free_rounds") {
         }
         break;
       case 4:  // give up at a deadline that may or may not beat the reply
-        got = c->wait_ready(park_at_once, {d::clock::now() + std::chrono::microseconds(i % 3)});
+        got = (c->wait_ready(park_at_once, {d::clock::now() + std::chrono::microseconds(i % 3)}) == d::wait_end::ready);
         if (!got) ++abandoned;
         break;
     }

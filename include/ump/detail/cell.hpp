@@ -18,6 +18,20 @@
 //     │  abandon (from empty / waiting_*)          publish → origin_disappeared
 //     └───────────────────────► abandoned ─────────────────────► (replier recycles)
 //
+// A second word, claim_, decides whether the server ever sees the request at all:
+//
+//            claim (server takes it)
+//   queued ─────────────────────────► taken          (delivered; the state word above runs)
+//     │  begin_withdraw (cancel)           finish_withdraw
+//     └─────────────────────────► withdrawing ─────────────────► withdrawn
+//                                   │ claim finds it: skip, leave the node
+//                                   └─► taken: finish_withdraw recycles instead
+// A withdrawn request is never delivered and never published. The canceller destroys the
+// message between begin_withdraw and finish_withdraw; whichever of the canceller's finish
+// and the server's claim comes second recycles the node. A stop request to a parked
+// requester thread sets `interrupt` in the state word (interrupt()), which wakes it; the
+// requester then withdraws or abandons the request itself.
+//
 // Who owns the node: the requester until it abandons; after publish, the requester consumes
 // the outcome and recycles the node; after abandon, the replier (or the server's drain) finds
 // `abandoned` when it publishes, destroys the outcome and recycles the node. If abandon finds
@@ -59,6 +73,28 @@ enum class cell_state : std::uint32_t {
   ready = 3,           // outcome stored; the requester owns the node again
   abandoned = 4,       // requester gave up; whoever publishes must recycle the node
 };
+// A stop request for a requester thread waiting in wait_ready() (see interrupt()). Only that
+// requester clears it, by leaving the state (publish() replaces the whole word).
+inline constexpr std::uint32_t cell_interrupt = 8;
+inline constexpr std::uint32_t cell_state_mask = 7;
+
+// The claim word: whether the server has taken the request, or its requester withdrew it.
+enum class claim_state : std::uint8_t {
+  queued = 0,       // sent, not taken yet
+  taken = 1,        // the server took it (or, for a withdrawn one, passed over it)
+  withdrawing = 2,  // its requester is withdrawing it: it will never be delivered
+  withdrawn = 3,    // withdrawn, and its message destroyed
+};
+// What the server's claim found.
+enum class claim_result : std::uint8_t { deliver, skip, skip_and_recycle };
+// How a requester thread's wait_ready() ended.
+enum class wait_end : std::uint8_t {
+  ready,      // the outcome is there: consume it
+  timed_out,  // the deadline passed: the request is abandoned (the replier recycles)
+  withdrawn,  // interrupted before the server took it: begin_withdraw() succeeded; the caller
+              // destroys the message and calls finish_withdraw()
+  abandoned,  // interrupted after the server took it: abandoned (the replier recycles)
+};
 
 // A type-erased way to wake a suspended coroutine: one function pointer, no vtable.
 struct async_waiter {
@@ -74,9 +110,26 @@ class cell_base {
  public:
   // --- sender ---------------------------------------------------------------------------
   // Effect: makes a recycled cell ready to carry a new request.
-  // ORDERING: relaxed; published to the server by the queue's enqueue (release) and seen by
-  // it after dequeue (acquire).
-  void reset() noexcept { state_.store(static_cast<std::uint32_t>(cell_state::empty), std::memory_order_relaxed); }
+  void reset() noexcept {
+    // ORDERING: relaxed; published to the server by the queue's enqueue (release) and seen by
+    // it after dequeue (acquire).
+    state_.store(static_cast<std::uint32_t>(cell_state::empty), std::memory_order_relaxed);
+    // ORDERING: relaxed; published with the node, as state_ above.
+    claim_.store(static_cast<std::uint8_t>(claim_state::queued), std::memory_order_relaxed);
+  }
+
+  // --- server (transition: claim) ------------------------------------------------------------
+  // Called once per request, when the server takes it from the queue (or drains it at close).
+  // deliver: the request is the server's. skip: its requester is withdrawing it and will
+  // recycle the node. skip_and_recycle: withdrawn; the caller recycles the node.
+  claim_result claim() noexcept {
+    // ORDERING: acq_rel, ordered with begin_withdraw()'s CAS and finish_withdraw()'s exchange;
+    // acquire makes the canceller's destruction of the message happen before the recycle.
+    const auto prev = static_cast<claim_state>(
+        claim_.exchange(static_cast<std::uint8_t>(claim_state::taken), std::memory_order_acq_rel));
+    if (prev == claim_state::queued) return claim_result::deliver;
+    return prev == claim_state::withdrawn ? claim_result::skip_and_recycle : claim_result::skip;
+  }
 
   // --- replier (transition: publish) -------------------------------------------------------
   // Precondition: the outcome has just been constructed. Moves the cell to `ready` and wakes
@@ -88,7 +141,7 @@ class cell_base {
     // RMW that sees `ready`; acquire makes the requester's async_waiter (written before its
     // release CAS to waiting_async) visible here.
     auto prev = static_cast<cell_state>(
-        state_.exchange(static_cast<std::uint32_t>(cell_state::ready), std::memory_order_acq_rel));
+        state_.exchange(static_cast<std::uint32_t>(cell_state::ready), std::memory_order_acq_rel) & cell_state_mask);
     switch (prev) {
       case cell_state::empty:
         return publish_result::delivered;
@@ -118,14 +171,44 @@ class cell_base {
   // Racy probe for reply_context::requester_waiting(): false once the requester abandoned.
   [[nodiscard]] bool abandoned() const noexcept {
     // ORDERING: relaxed; advisory only, the publish exchange decides.
-    return state_.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(cell_state::abandoned);
+    return (state_.load(std::memory_order_relaxed) & cell_state_mask) ==
+           static_cast<std::uint32_t>(cell_state::abandoned);
   }
 
   // --- requester ---------------------------------------------------------------------------
   // Non-blocking check that the outcome is there.
   [[nodiscard]] bool is_ready() const noexcept {
     // ORDERING: acquire, pairs with publish()'s exchange; the outcome is then readable.
-    return state_.load(std::memory_order_acquire) == static_cast<std::uint32_t>(cell_state::ready);
+    return (state_.load(std::memory_order_acquire) & cell_state_mask) == static_cast<std::uint32_t>(cell_state::ready);
+  }
+
+  // Transition queued → withdrawing (cancel before the server took the request). Returns
+  // false if the server has taken it. On success the request will never be delivered: the
+  // caller destroys the message, then calls finish_withdraw().
+  bool begin_withdraw() noexcept {
+    auto expected = static_cast<std::uint8_t>(claim_state::queued);
+    // ORDERING: acq_rel, ordered with claim()'s exchange: exactly one of the two wins.
+    return claim_.compare_exchange_strong(expected, static_cast<std::uint8_t>(claim_state::withdrawing),
+                                          std::memory_order_acq_rel, std::memory_order_relaxed);
+  }
+  // Transition withdrawing → withdrawn. Returns true if the server has passed over the
+  // request meanwhile: the caller then recycles the node (else the server's claim will).
+  bool finish_withdraw() noexcept {
+    // ORDERING: acq_rel; release hands the destroyed message over to claim()'s acquire,
+    // acquire pairs with claim()'s exchange when it came first.
+    return claim_.exchange(static_cast<std::uint8_t>(claim_state::withdrawn), std::memory_order_acq_rel) ==
+           static_cast<std::uint8_t>(claim_state::taken);
+  }
+
+  // A stop request for the requester thread waiting in wait_ready(): sets `interrupt` and
+  // wakes the thread if it is parked. Any thread, while the requester is inside wait_ready()
+  // (the caller guarantees that: std::stop_callback's destructor waits for a running
+  // callback). Harmless after the outcome arrived.
+  void interrupt() noexcept {
+    // ORDERING: acq_rel; the RMW is ordered with the requester's CAS to waiting_thread: if
+    // the CAS comes later it fails and sees the flag, else this sees waiting_thread.
+    const std::uint32_t prev = state_.fetch_or(cell_interrupt, std::memory_order_acq_rel);
+    if ((prev & cell_state_mask) == static_cast<std::uint32_t>(cell_state::waiting_thread)) unpark_all(state_);
   }
 
   // Transition empty → waiting_async. Returns false if the outcome is already ready (the
@@ -139,6 +222,24 @@ class cell_base {
                                           std::memory_order_acq_rel, std::memory_order_acquire);
   }
 
+  // Transition empty / waiting_async → abandoned, for a coroutine's stop request (any
+  // thread). Returns the state it left: empty (no waiter registered yet: a registration
+  // that follows fails) or waiting_async (the waiter will never be called); or ready: too
+  // late, nothing changed.
+  cell_state cancel_async() noexcept {
+    // ORDERING: acquire; a `ready` read here makes the outcome visible.
+    std::uint32_t now = state_.load(std::memory_order_acquire);
+    for (;;) {
+      const auto s = static_cast<cell_state>(now & cell_state_mask);
+      if (s == cell_state::ready) return s;
+      UMP_ASSERT(s == cell_state::empty || s == cell_state::waiting_async, "a coroutine's request is cancelled once");
+      // ORDERING: acq_rel, ordered with publish()'s exchange and register_async_waiter()'s CAS.
+      if (state_.compare_exchange_weak(now, static_cast<std::uint32_t>(cell_state::abandoned),
+                                       std::memory_order_acq_rel, std::memory_order_acquire))
+        return s;
+    }
+  }
+
   // Transition waiting_async → abandoned: withdraws a registered async waiter (an adapter
   // cancelling its wait, see ump/asio.hpp). Returns false if the outcome is already ready:
   // the waiter has been or is being called, and the outcome must still be consumed.
@@ -150,9 +251,9 @@ class cell_base {
                                           std::memory_order_acq_rel, std::memory_order_acquire);
   }
 
-  // Blocks the calling thread until `ready` (spin, then park). Returns false if `dl` passed
-  // first: the cell is then abandoned and belongs to the replier. Out of line (src/cell.cpp).
-  bool wait_ready(const wait_options& opts, deadline dl) noexcept;
+  // Blocks the calling thread until `ready` (spin, then park), the deadline `dl`, or an
+  // interrupt() (see wait_end for what each leaves to the caller). Out of line (src/cell.cpp).
+  wait_end wait_ready(const wait_options& opts, deadline dl) noexcept;
 
   // Transition empty/waiting_* → abandoned. Returns true if the outcome was already ready:
   // the caller then owns the node and must destroy the outcome and recycle it.
@@ -160,7 +261,7 @@ class cell_base {
     // ORDERING: acq_rel; acquire so that a `ready` outcome is visible to the destroying
     // requester, release so the replier's publish exchange sees the abandonment.
     auto prev = state_.exchange(static_cast<std::uint32_t>(cell_state::abandoned), std::memory_order_acq_rel);
-    return prev == static_cast<std::uint32_t>(cell_state::ready);
+    return (prev & cell_state_mask) == static_cast<std::uint32_t>(cell_state::ready);
   }
 
   // Pool link (only meaningful while the cell is in the pool).
@@ -171,13 +272,20 @@ class cell_base {
   bool is_post_ = false;
 
  private:
+  // Leaves waiting_thread / empty after interrupt(): withdraws the request, or abandons it
+  // once taken (unless the outcome won). `parked`: the pin was passed on (see wait_ready).
+  wait_end end_interrupted(bool parked) noexcept;
+
+  // One byte, next to is_post_: a node with a small message and reply stays one cache line.
+  atomic<std::uint8_t> claim_{static_cast<std::uint8_t>(claim_state::queued)};
   atomic<std::uint32_t> state_{static_cast<std::uint32_t>(cell_state::empty)};
   async_waiter waiter_{};
 
 #if !defined(UMP_MODEL_CHECK)
   // The state word is a futex word (park.hpp) and neither word may hide a lock: a replier
   // publishes and wakes from any thread, a coroutine's waiter runs inside publish().
-  static_assert(decltype(state_)::is_always_lock_free && decltype(next_)::is_always_lock_free,
+  static_assert(decltype(state_)::is_always_lock_free && decltype(claim_)::is_always_lock_free &&
+                    decltype(next_)::is_always_lock_free,
                 "the reply cell's state word and pool link are lock-free atomics");
 #endif
 };

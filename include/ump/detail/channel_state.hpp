@@ -58,6 +58,8 @@ class channel_state final : public state_base {
     return n;
   }
 
+  void discard_message(cell_base* c) noexcept override { static_cast<node_type*>(c)->msg_.destroy(); }
+
   // Every node is back in the pool by now: each holder of one also held a reference.
   ~channel_state() override {
     std::size_t freed = 0;
@@ -69,6 +71,7 @@ class channel_state final : public state_base {
   }
   void fail_queued(cell_base* c) noexcept override {
     auto* n = static_cast<node_type*>(c);
+    if (!c->is_post_ && !claim_request(c)) return;  // withdrawn: its requester destroyed the message
     n->msg_.destroy();
     if (c->is_post_) {
       recycle(c);

@@ -112,6 +112,12 @@ class client_core {
     return consume(*st_, *n);
   }
 
+  // As request(), giving up when `stop` is requested (errc::cancelled; see pending_reply).
+  template <class... A>
+  result<R, E> request_stoppable(const std::stop_token& stop, A&&... a) {
+    return start_request(std::forward<A>(a)...).wait({}, &stop);
+  }
+
   // A sent request, or the early outcome of one the server was gone for.
   template <class... A>
   pending_reply<R, E> start_request(A&&... a) {
@@ -123,6 +129,10 @@ class client_core {
   template <class Sched, class... A>
   reply_awaiter<R, E, Sched> request_awaitable(Sched sched, A&&... a) {
     return {start_request(std::forward<A>(a)...), std::move(sched)};
+  }
+  template <class Sched, class... A>
+  reply_awaiter<R, E, Sched> request_awaitable_stoppable(std::stop_token stop, Sched sched, A&&... a) {
+    return {start_request(std::forward<A>(a)...), std::move(sched), std::move(stop)};
   }
 
   // A post that fits an envelope: copied into it, no node. Same outcomes as post().
@@ -258,6 +268,10 @@ class server_front {
   template <scheduler Sched = inline_scheduler>
   server_awaiter<Derived, Sched> async_wait(Sched sched = {}) {
     return {self(), std::move(sched)};
+  }
+  template <scheduler Sched = inline_scheduler>
+  server_awaiter<Derived, Sched> async_wait(std::stop_token stop, Sched sched = {}) {
+    return {self(), std::move(sched), std::move(stop)};
   }
 
   // Batch receive: the first message as wait() / try_wait() / async_wait() take it, then

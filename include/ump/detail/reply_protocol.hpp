@@ -49,4 +49,12 @@ void abandon(state_base& st, reply_cell<R, E>& cell) noexcept {
   }
 }
 
+// Requester side, after cell.begin_withdraw() succeeded: destroys the message (the server will
+// never see it) and finishes the withdrawal, recycling the node if the server has already
+// passed over it.
+inline void withdraw_message(state_base& st, cell_base& cell) noexcept {
+  st.discard_message(&cell);
+  if (cell.finish_withdraw()) st.recycle(&cell);
+}
+
 }  // namespace ump::detail

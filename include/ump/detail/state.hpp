@@ -175,17 +175,18 @@ class state_base {
   // The queue is polled first: on the hot path the server never touches ctl_, so the
   // sender's fetch_add stays on a cache line the sender already owns.
   poll_status try_take(envelope& out) noexcept {
-    if (batch_pos_ != batch_len_ || refill_batch()) {
-      out = batch_[batch_pos_++];
-      return poll_status::got;
+    for (;;) {
+      if (batch_pos_ != batch_len_ || refill_batch()) {
+        out = batch_[batch_pos_++];
+      } else {
+        // ORDERING: acquire, pairs with send_locked()'s fetch_add and drop_strong()'s fetch_or.
+        const std::uint32_t c = ctl_.load(std::memory_order_acquire);
+        if (backlog(c) == 0) return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
+        out = take_announced();
+      }
+      if (out.node == nullptr || out.node->is_post_ || claim_request(out.node)) return poll_status::got;
+      // A withdrawn request: passed over, never delivered; on to the next message.
     }
-    // ORDERING: acquire, pairs with send_locked()'s fetch_add and drop_strong()'s fetch_or.
-    const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-    if (backlog(c) > 0) {
-      out = take_announced();
-      return poll_status::got;
-    }
-    return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
   }
   // Blocking (spin, then park). Returns empty only when `dl` passed, stopped only when
   // `stop` is given and says so (checked before each attempt, so a message is not taken
@@ -242,6 +243,10 @@ class state_base {
     return ctl_.load(std::memory_order_acquire);
   }
 
+  // A requester withdrew the request in `c` (cell.hpp, begin_withdraw): destroys its message.
+  // Called by the withdrawing side only, once.
+  virtual void discard_message(cell_base* c) noexcept = 0;
+
   // Marks the server gone and fails every queued message. Called once, by the server.
   void close() noexcept;
 
@@ -264,6 +269,14 @@ class state_base {
 
  protected:
   virtual ~state_base();
+  // The server's claim on a request it takes (cell.hpp): true to deliver it; false for a
+  // withdrawn one, which is passed over (and recycled here if its requester is done with it).
+  bool claim_request(cell_base* c) noexcept {
+    const claim_result r = c->claim();
+    if (r == claim_result::deliver) return true;
+    if (r == claim_result::skip_and_recycle) recycle(c);
+    return false;
+  }
   // Server gone: destroys the node's message and tells its requester server_disappeared.
   // (Inline posts are trivially destructible: close() just drops them.)
   virtual void fail_queued(cell_base* c) noexcept = 0;
