@@ -24,6 +24,8 @@ const char* to_string(errc c) noexcept {
       return "cancelled";
     case errc::timed_out:
       return "timed out";
+    case errc::full:
+      return "channel full";
   }
   return "unknown ump error";
 }

@@ -6,7 +6,9 @@
 
 namespace ump::detail {
 
-state_base::state_base(const channel_options& o) : opts_(o.waiting) {
+state_base::state_base(const channel_options& o)
+    : server_capacity_(o.capacity), opts_(o.waiting), capacity_(o.capacity) {
+  UMP_CHECK(o.capacity < (1u << 27), "channel_options::capacity is at most 2^27 - 1");
   if (opts_.spin_before_yield > opts_.spin) opts_.spin_before_yield = opts_.spin;
 #if defined(UMP_MODEL_CHECK)
   ++model_live_states;
@@ -127,6 +129,146 @@ void state_base::interrupt_server_thread() noexcept {
   if ((prev & parked_thread) != 0) wake_server();
 }
 
+bool state_base::add_room_waiter_locked(room_waiter& w) noexcept {
+  // ORDERING: relaxed; close() sets `closed` before it takes the send lock to settle the
+  // room list, and we hold that lock: either it is visible here, or close() will find `w`.
+  if ((ctl_.load(std::memory_order_relaxed) & closed) != 0) {
+    // ORDERING: relaxed; `w` is still the caller's alone.
+    w.status.store(room_waiter::closed, std::memory_order_relaxed);
+    return true;
+  }
+  if (room_head_ == nullptr) {
+    // The first waiter: raise room_wanted, which also tells us the server's latest count.
+    // ORDERING: acq_rel, ordered with note_freed()'s fetch_add (see there).
+    known_freed_ = freed_.fetch_or(room_wanted, std::memory_order_acq_rel) & ~room_wanted;
+    if (room_left()) {
+      // The server freed room meanwhile: granted at once, nothing linked.
+      // ORDERING: relaxed; the flag is only read by the server's RMW, and the list is empty.
+      freed_.fetch_and(~room_wanted, std::memory_order_relaxed);
+      ++reserved_;
+      // ORDERING: relaxed; `w` is still the caller's alone.
+      w.status.store(room_waiter::granted, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  w.next = nullptr;
+  w.linked = true;
+  if (room_tail_ != nullptr) {
+    room_tail_->next = &w;
+  } else {
+    room_head_ = &w;
+  }
+  room_tail_ = &w;
+  return false;
+}
+
+void state_base::unlink_room_waiter(room_waiter& w) noexcept {
+  room_waiter* prev = nullptr;
+  for (room_waiter* p = room_head_; p != &w; p = p->next) prev = p;
+  (prev != nullptr ? prev->next : room_head_) = w.next;
+  if (room_tail_ == &w) room_tail_ = prev;
+  w.linked = false;
+  if (room_head_ == nullptr) {
+    // ORDERING: relaxed; see add_room_waiter_locked(): the list is empty again.
+    freed_.fetch_and(~room_wanted, std::memory_order_relaxed);
+  }
+}
+
+std::size_t state_base::grant_locked(async_waiter* out, std::size_t max) noexcept {
+  std::size_t n = 0;
+  while (room_head_ != nullptr && n < max) {
+    if (!room_left()) {
+      refresh_freed();
+      if (!room_left()) break;
+    }
+    room_waiter& w = *room_head_;
+    unlink_room_waiter(w);
+    ++reserved_;
+    // ORDERING: release, pairs with the waiting thread's acquire load (await_room); a
+    // coroutine's on_grant runs on this thread after the lock is released.
+    w.status.store(room_waiter::granted, std::memory_order_release);
+    if (w.on_grant.fn != nullptr) {
+      out[n++] = w.on_grant;
+    } else {
+      unpark_all(w.status);  // under the lock: the waiter takes it before it returns
+    }
+  }
+  return n;
+}
+
+void state_base::grant_room() noexcept {
+  constexpr std::size_t chunk = 8;
+  async_waiter ready[chunk];
+  for (;;) {
+    send_lock_.lock();
+    const std::size_t n = grant_locked(ready, chunk);
+    send_lock_.unlock();
+    for (std::size_t i = 0; i < n; ++i) ready[i]();
+    if (n < chunk) return;
+  }
+}
+
+std::uint32_t state_base::await_room(room_waiter& w, deadline dl) noexcept {
+  std::uint32_t s = spin_while_equal(w.status, room_waiter::waiting, opts_, dl);
+  while (s == room_waiter::waiting) {
+    const bool in_time = park_while_equal(w.status, room_waiter::waiting, dl);
+    // ORDERING: acquire, pairs with the release store that settled `w`.
+    s = w.status.load(std::memory_order_acquire);
+    if (s == room_waiter::waiting && (!in_time || dl.passed())) {
+      send_lock_.lock();
+      // ORDERING: relaxed; under the lock, where every settling store is made.
+      s = w.status.load(std::memory_order_relaxed);
+      if (s == room_waiter::waiting) {
+        unlink_room_waiter(w);
+        s = room_waiter::timed_out;
+      }
+      send_lock_.unlock();
+      return s;
+    }
+  }
+  // Whoever settled `w` did so holding the send lock, and may still be waking us: wait for
+  // it to let go before `w` can go away.
+  send_lock_.lock();
+  send_lock_.unlock();
+  return s;
+}
+
+bool state_base::cancel_room_waiter(room_waiter& w) noexcept {
+  send_lock_.lock();
+  const bool was_waiting = w.linked;
+  if (was_waiting) {
+    unlink_room_waiter(w);
+    // ORDERING: release, pairs with await_room()'s acquire load.
+    w.status.store(room_waiter::cancelled, std::memory_order_release);
+    if (w.on_grant.fn == nullptr) unpark_all(w.status);
+  }
+  send_lock_.unlock();
+  return was_waiting;
+}
+
+void state_base::close_room_waiters() noexcept {
+  constexpr std::size_t chunk = 8;
+  async_waiter ready[chunk];
+  for (;;) {
+    std::size_t n = 0;
+    send_lock_.lock();
+    while (room_head_ != nullptr && n < chunk) {
+      room_waiter& w = *room_head_;
+      unlink_room_waiter(w);
+      // ORDERING: release, pairs with await_room()'s acquire load.
+      w.status.store(room_waiter::closed, std::memory_order_release);
+      if (w.on_grant.fn != nullptr) {
+        ready[n++] = w.on_grant;
+      } else {
+        unpark_all(w.status);
+      }
+    }
+    send_lock_.unlock();
+    for (std::size_t i = 0; i < n; ++i) ready[i]();
+    if (n < chunk) return;
+  }
+}
+
 void state_base::close() noexcept {
   // ORDERING: acq_rel; totally ordered with every send_locked()'s fetch_add (see state.hpp).
   ctl_.fetch_or(closed, std::memory_order_acq_rel);
@@ -134,6 +276,9 @@ void state_base::close() noexcept {
   const auto fail = [this](const envelope& e) noexcept {
     if (e.node != nullptr) fail_queued(e.node);
   };
+  // Senders waiting for room learn that the server is gone (after `closed`: none can link
+  // itself after this).
+  if (capacity_ != 0) close_room_waiters();
   while (batch_pos_ != batch_len_) fail(batch_[batch_pos_++]);
   for (;;) {
     // ORDERING: acquire, pairs with send_locked()'s fetch_add.

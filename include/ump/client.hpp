@@ -48,39 +48,53 @@ class client {
   ~client() = default;
 
   // Effect: sends `s` and blocks until the reply. Blocking: spins for the channel's spin
-  // budget, then parks. Errors: server_disappeared (the server was gone before taking the
-  // request; `s` has been destroyed), no_reply, app_error. Thread-safe.
+  // budget, then parks; on a full bounded channel (channel_options::capacity) it first waits
+  // for room. Errors: server_disappeared (the server was gone before taking the request;
+  // `s` has been destroyed), no_reply, app_error. Thread-safe.
   [[nodiscard]] result<R, E> req(S s) { return core_.request(std::move(s)); }
 
-  // Effect: as req(s), but gives up once `stop` is requested: the request is withdrawn if
-  // the server has not taken it yet (never delivered, `s` destroyed), else abandoned (the
-  // server's reply() returns origin_disappeared). Blocking: as req(); a stop request wakes
-  // it. Errors: as req(), plus cancelled. If the reply arrives first, it is returned.
+  // Effect: as req(s), but gives up once `stop` is requested, while waiting for room (nothing
+  // sent) or for the reply: the request is then withdrawn if the server has not taken it
+  // yet (never delivered, `s` destroyed), else abandoned (the server's reply() returns
+  // origin_disappeared). Blocking: as req(); a stop request wakes it. Errors: as req(),
+  // plus cancelled. If the reply arrives first, it is returned.
   [[nodiscard]] result<R, E> req(S s, const std::stop_token& stop) {
     return core_.request_stoppable(stop, std::move(s));
   }
 
   // Effect: sends `s` now; the returned wait_reply collects the outcome later, blocking
-  // (`cli.req_async(s).wait()`) or suspending (`co_await cli.req_async(s)`). Never blocks.
-  // Errors, reported when the outcome is collected: server_disappeared if the server was
-  // gone before taking the request (`s` has been destroyed at once), no_reply, app_error.
+  // (`cli.req_async(s).wait()`) or suspending (`co_await cli.req_async(s)`). Blocking: only
+  // on a full bounded channel, until there is room. Errors, reported when the outcome is
+  // collected: server_disappeared if the server was gone before taking the request (`s`
+  // has been destroyed at once), no_reply, app_error.
   wait_reply<R, E> req_async(S s) { return detail::access::make<wait_reply<R, E>>(core_.start_request(std::move(s))); }
 
-  // Effect: sends `s` now and returns an awaitable; co_await yields result<R, E>. The
+  // Effect: as req_async(), but never waits: on a full bounded channel it returns
+  // errc::full and leaves `s` untouched (not moved from). Errors (at once): full,
+  // server_disappeared (`s` may have been moved from). Never blocks.
+  result<wait_reply<R, E>, E> try_req_async(S&& s) {
+    detail::room_policy rp;
+    rp.wait = false;
+    return detail::try_wait_reply<R, E>(core_.start_request_with(rp, std::move(s)));
+  }
+
+  // Effect: sends `s` now (on a full bounded channel: once there is room, the coroutine
+  // suspended meanwhile) and returns an awaitable; co_await yields result<R, E>. The
   // coroutine resumes through `sched` (default: inline on the replying thread, see
   // ump/scheduler.hpp). Never blocks a thread. Errors: as req(). If the awaitable (or the
-  // coroutine suspended on it) is destroyed first, the request is abandoned.
+  // coroutine suspended on it) is destroyed first, the request is abandoned (or, still
+  // waiting for room, never sent).
   template <scheduler Sched = inline_scheduler>
-  detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
-    return core_.request_awaitable(std::move(sched), std::move(s));
+  detail::request_awaiter<S, R, E, Sched> areq(S s, Sched sched = {}) {
+    return core_.request_awaitable(std::move(sched), std::stop_token{}, std::move(s));
   }
 
   // As areq(s, sched), but a stop request while the coroutine is suspended cancels the
   // request as req(s, stop) does and resumes it (through `sched`, on the thread that
   // requested stop) with errc::cancelled. A stop already requested cancels it at co_await.
   template <scheduler Sched = inline_scheduler>
-  detail::reply_awaiter<R, E, Sched> areq(S s, std::stop_token stop, Sched sched = {}) {
-    return core_.request_awaitable_stoppable(std::move(stop), std::move(sched), std::move(s));
+  detail::request_awaiter<S, R, E, Sched> areq(S s, std::stop_token stop, Sched sched = {}) {
+    return core_.request_awaitable(std::move(sched), std::move(stop), std::move(s));
   }
 
   // A weak reference to the same channel. Never blocks, never fails.

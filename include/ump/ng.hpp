@@ -21,6 +21,7 @@
 // origin_disappeared.
 #pragma once
 
+#include <chrono>
 #include <new>
 #include <optional>
 #include <stop_token>
@@ -84,59 +85,110 @@ class message {
   std::variant<P, request<S, R, E>> v_;
 };
 
-template <class P, class S, class R, class E = void>
-class post_client {
+namespace detail {
+// The posting calls of ng::client and ng::post_client, written once. `Derived` has core().
+template <class Derived, class P, class S, class R, class E>
+class post_front {
+  using core_type = ump::detail::client_core<node_message<P, S>, R, E>;
+
  public:
-  // Effect: queues `p` for the server. Never blocks (the channel's short send lock aside).
-  // Errors: server_disappeared (p is destroyed).
-  result<void, E> post(P p) {
-    if constexpr (ump::detail::fits_inline<P>) {
-      return core_.post_inline(p);
-    } else {
-      return core_.post(std::in_place_index<0>, std::move(p));
-    }
+  // Effect: queues `p` for the server. Blocking: never on an unbounded channel (the
+  // channel's short send lock aside); on a full bounded channel (channel_options::capacity)
+  // it waits for room (spin, then park), in FIFO order with the other waiting senders.
+  // Errors: server_disappeared (`p` is destroyed; also if the server goes while it waits).
+  result<void, E> post(P p) { return post_with({}, p); }
+  // Effect: as post(p), but never waits: on a full channel returns errc::full and leaves
+  // `p` untouched (not moved from). Errors: full, server_disappeared. Never blocks.
+  result<void, E> try_post(P&& p) {
+    ump::detail::room_policy rp;
+    rp.wait = false;
+    return post_with(rp, p);
+  }
+  // Effect: as post(p), waiting for room at most `d` (until `tp`): then returns
+  // errc::timed_out and leaves `p` untouched. Errors: timed_out, server_disappeared.
+  template <class Rep, class Period>
+  result<void, E> post_for(P&& p, std::chrono::duration<Rep, Period> d) {
+    ump::detail::room_policy rp;
+    rp.dl = ump::detail::deadline_after(d);
+    return post_with(rp, p);
+  }
+  template <class Duration>
+  result<void, E> post_until(P&& p, std::chrono::time_point<ump::detail::clock, Duration> tp) {
+    ump::detail::room_policy rp;
+    rp.dl = ump::detail::deadline_at(tp);
+    return post_with(rp, p);
+  }
+  // Effect: posts `p` now or, on a full channel, suspends the coroutine until there is room
+  // and posts it then (on the thread that made room; the coroutine resumes through `sched`).
+  // co_await yields result<void, E>: server_disappeared, or cancelled if `stop` is requested
+  // while it waits for room (nothing was posted). Never blocks a thread.
+  template <scheduler Sched = inline_scheduler>
+  ump::detail::post_awaiter<node_message<P, S>, R, E, P, Sched> apost(P p, Sched sched = {}) {
+    return apost(std::move(p), std::stop_token{}, std::move(sched));
+  }
+  template <scheduler Sched = inline_scheduler>
+  ump::detail::post_awaiter<node_message<P, S>, R, E, P, Sched> apost(P p, std::stop_token stop, Sched sched = {}) {
+    ump::detail::room_policy rp;
+    rp.wait = false;
+    result<void, E> r = post_with(rp, p);
+    if (!r && r.error().code() == errc::full) return {core(), std::move(p), std::move(sched), std::move(stop)};
+    return {std::move(r), std::move(sched)};
   }
 
  private:
+  core_type& core() noexcept { return static_cast<Derived&>(*this).core_; }
+  // `p` is moved from only once it is sent.
+  result<void, E> post_with(const ump::detail::room_policy& rp, P& p) {
+    if constexpr (ump::detail::fits_inline<P>) {
+      return core().post_inline(p, rp);
+    } else {
+      return core().post_with(rp, std::in_place_index<0>, std::move(p));
+    }
+  }
+};
+}  // namespace detail
+
+template <class P, class S, class R, class E = void>
+class post_client : public detail::post_front<post_client<P, S, R, E>, P, S, R, E> {
+ private:
   friend class client<P, S, R, E>;
+  friend class detail::post_front<post_client, P, S, R, E>;
   using core_type = ump::detail::client_core<detail::node_message<P, S>, R, E>;
   explicit post_client(const core_type& c) : core_(c) {}
   core_type core_;
 };
 
 template <class P, class S, class R, class E>
-class client {
+class client : public detail::post_front<client<P, S, R, E>, P, S, R, E> {
  public:
   client(const client&) = default;
   client(client&&) noexcept = default;
   client& operator=(const client&) = default;
   client& operator=(client&&) noexcept = default;
 
-  // As ump::client::req / req_async / areq (see ump/client.hpp).
+  // As ump::client::req / req_async / try_req_async / areq (see ump/client.hpp).
   [[nodiscard]] result<R, E> req(S s) { return core_.request(std::in_place_index<1>, std::move(s)); }
-  wait_reply<R, E> req_async(S s) {
-    return ump::detail::access::make<wait_reply<R, E>>(core_.start_request(std::in_place_index<1>, std::move(s)));
-  }
-  template <scheduler Sched = inline_scheduler>
-  ump::detail::reply_awaiter<R, E, Sched> areq(S s, Sched sched = {}) {
-    return core_.request_awaitable(std::move(sched), std::in_place_index<1>, std::move(s));
-  }
-  // As ump::client::req / areq with a stop token (see ump/client.hpp).
   [[nodiscard]] result<R, E> req(S s, const std::stop_token& stop) {
     return core_.request_stoppable(stop, std::in_place_index<1>, std::move(s));
   }
+  wait_reply<R, E> req_async(S s) {
+    return ump::detail::access::make<wait_reply<R, E>>(core_.start_request(std::in_place_index<1>, std::move(s)));
+  }
+  result<wait_reply<R, E>, E> try_req_async(S&& s) {
+    ump::detail::room_policy rp;
+    rp.wait = false;
+    return ump::detail::try_wait_reply<R, E>(core_.start_request_with(rp, std::in_place_index<1>, std::move(s)));
+  }
   template <scheduler Sched = inline_scheduler>
-  ump::detail::reply_awaiter<R, E, Sched> areq(S s, std::stop_token stop, Sched sched = {}) {
-    return core_.request_awaitable_stoppable(std::move(stop), std::move(sched), std::in_place_index<1>, std::move(s));
+  ump::detail::request_awaiter<detail::node_message<P, S>, R, E, Sched> areq(S s, Sched sched = {}) {
+    return core_.request_awaitable(std::move(sched), std::stop_token{}, std::in_place_index<1>, std::move(s));
   }
-  // Effect: queues `p`; never blocks. Errors: server_disappeared (p is destroyed).
-  result<void, E> post(P p) {
-    if constexpr (ump::detail::fits_inline<P>) {
-      return core_.post_inline(p);
-    } else {
-      return core_.post(std::in_place_index<0>, std::move(p));
-    }
+  template <scheduler Sched = inline_scheduler>
+  ump::detail::request_awaiter<detail::node_message<P, S>, R, E, Sched> areq(S s, std::stop_token stop,
+                                                                             Sched sched = {}) {
+    return core_.request_awaitable(std::move(sched), std::move(stop), std::in_place_index<1>, std::move(s));
   }
+  // post, try_post, post_for, post_until, apost: see post_front above.
 
   // A strong client that can only post (counts as a client for clients_disappeared).
   [[nodiscard]] post_client<P, S, R, E> poster() const { return post_client<P, S, R, E>(core_); }
@@ -145,6 +197,7 @@ class client {
  private:
   friend struct ump::detail::access;
   friend class weak_client<P, S, R, E>;
+  friend class detail::post_front<client, P, S, R, E>;
   template <class P2, class S2, class R2, class E2>
   friend std::pair<server<P2, S2, R2, E2>, client<P2, S2, R2, E2>> channel(channel_options);
   using core_type = ump::detail::client_core<detail::node_message<P, S>, R, E>;

@@ -35,6 +35,11 @@ struct wait_options {
 
 struct channel_options {
   wait_options waiting{};
+  // The most messages (posts and requests) queued and not yet taken by the server; 0 (the
+  // default) is unbounded. A sender that finds the channel full waits for room (spin, then
+  // park; coroutines suspend), in FIFO order with the other waiting senders; the try_ and
+  // _for / _until forms give up instead (errc::full, errc::timed_out). At most 2^27 - 1.
+  std::uint32_t capacity = 0;
 };
 
 }  // namespace ump

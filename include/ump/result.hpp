@@ -50,7 +50,9 @@ enum class errc : unsigned char {
   origin_disappeared,      // reply side: the requester stopped waiting; the reply was dropped
   app_error,               // the server called fail(e): error<E>::app() holds e
   timed_out,               // a wait with a deadline reached it
-  cancelled,               // a wait given a std::stop_token saw stop requested first
+  cancelled,               // a wait given a std::stop_token saw stop requested first, or a
+                           // request was cancelled (wait_reply::cancel, an adapter's cancel)
+  full,                    // a bounded channel had no room and the sender would not wait
 };
 
 // A short, stable, lower-case description of `c` ("server disappeared", ...).

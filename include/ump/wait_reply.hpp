@@ -86,4 +86,13 @@ class [[nodiscard]] wait_reply {
   detail::pending_reply<R, E> p_;
 };
 
+namespace detail {
+// try_req_async's answer: the wait_reply of a sent request, or why it was not sent.
+template <class R, class E>
+result<wait_reply<R, E>, E> try_wait_reply(pending_reply<R, E> p) {
+  if (p.cell() == nullptr) return error<E>(p.early());
+  return access::make<wait_reply<R, E>>(std::move(p));
+}
+}  // namespace detail
+
 }  // namespace ump

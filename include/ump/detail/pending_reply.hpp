@@ -49,6 +49,8 @@ class pending_reply {
   // True while a reply is still to come from the server (the awaiter may register for it).
   [[nodiscard]] bool awaiting_reply() const noexcept { return cell_ != nullptr && !cell_->is_ready(); }
   reply_cell<R, E>* cell() const noexcept { return cell_; }
+  // The outcome of a request that was never sent (errc{} otherwise).
+  [[nodiscard]] errc early() const noexcept { return early_; }
 
   // Blocks until the outcome or the deadline. On time-out the request is abandoned. With a
   // stop token, a stop request withdraws the request (or abandons it once the server took

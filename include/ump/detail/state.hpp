@@ -63,6 +63,26 @@ struct stop_check {
   [[nodiscard]] bool operator()() const noexcept { return requested(ctx); }
 };
 
+// A sender waiting for room in a full channel (channel_options::capacity). Lives in the
+// waiting thread's frame or in a coroutine's awaiter; linked into the channel's room list
+// under the send lock. Waiters get room in the order they were linked (FIFO): the granter
+// pops them from the head. Whoever changes `status` does so under the send lock, and a
+// waiting thread takes that lock once after it saw the change and before it returns, so
+// `w` outlives the granter's wake.
+struct room_waiter {
+  enum : std::uint32_t {
+    waiting = 0,    // linked, no room yet
+    granted = 1,    // unlinked; one message's room is reserved for it (state_base::reserved_)
+    closed = 2,     // unlinked: the server is gone
+    cancelled = 3,  // unlinked by cancel_room_waiter() (a stop request, an adapter's cancel)
+    timed_out = 4,  // unlinked by the waiting thread itself at its deadline
+  };
+  room_waiter* next = nullptr;
+  bool linked = false;                    // in the room list (send lock)
+  atomic<std::uint32_t> status{waiting};  // the futex word of a waiting thread
+  async_waiter on_grant{};                // a coroutine's: called, lock released, instead of a wake
+};
+
 template <class M, class R, class E>
 class server_core;
 template <class M, class R, class E>
@@ -166,9 +186,54 @@ class state_base {
     UMP_TEST_DELAY(send_after_announce);
     // moodycamel's enqueue releases the element to the dequeuing consumer.
     if (!queue_.enqueue(ptok_, c)) fatal("ump: out of memory while enqueueing a message");
+    sent_ += freed_one;
     return (prev & parked_any) ? send_status::sent_wake : send_status::sent;
   }
   void wake_server() noexcept;
+
+  // --- capacity (channel_options::capacity; all of it is skipped when it is 0) --------------
+  // Accounting, all under the send lock except freed_: sent_ counts the messages announced,
+  // freed_ (the server's) those that left the queue's count: handed to the server's user,
+  // passed over (withdrawn) or failed at close. Both count in steps of freed_one; freed_'s
+  // low bit is room_wanted: set while the room list is not empty, so that the server's
+  // fetch_add in note_freed() knows to call grant_room(). known_freed_ is the senders' cached
+  // copy of freed_, refreshed only when the cache says full. reserved_ counts room granted
+  // to waiters that have not sent yet.
+  static constexpr std::uint32_t room_wanted = 1;
+  static constexpr std::uint32_t freed_one = 2;
+
+  // Send lock held: true if a sender may send now (nobody waiting ahead, and room left).
+  [[nodiscard]] bool has_room_locked() noexcept {
+    if (capacity_ == 0) return true;
+    if (room_head_ != nullptr) return false;
+    if (room_left()) return true;
+    refresh_freed();
+    return room_left();
+  }
+  // Send lock held: the caller was granted room (room_waiter::granted) and now uses it.
+  void take_reservation_locked() noexcept { --reserved_; }
+  // Send lock held, has_room_locked() false: links `w` at the tail of the room list. Returns
+  // true if `w` is settled at once: granted (room appeared meanwhile; it is reserved) or
+  // closed (the server is gone). Else `w` waits: a thread in await_room(), a coroutine until
+  // its on_grant is called.
+  bool add_room_waiter_locked(room_waiter& w) noexcept;
+  // Any thread, lock not held: waits (spin, then park) until `w` is settled, or `dl`.
+  // Returns its final status (timed_out: unlinked here at the deadline).
+  std::uint32_t await_room(room_waiter& w, deadline dl) noexcept;
+  // Any thread, lock not held: unlinks `w` if it is still waiting (status cancelled; a
+  // waiting thread is woken). Returns true if it did, false if `w` was settled already.
+  bool cancel_room_waiter(room_waiter& w) noexcept;
+  // Any thread: how many senders wait for room right now (a probe, for tests and stats).
+  [[nodiscard]] std::size_t waiting_senders() noexcept {
+    send_lock_.lock();
+    std::size_t n = 0;
+    for (const room_waiter* w = room_head_; w != nullptr; w = w->next) ++n;
+    send_lock_.unlock();
+    return n;
+  }
+  // Any thread, lock not held: hands the room that is free to the waiters at the head of the
+  // room list, waking threads and calling coroutines' on_grant.
+  void grant_room() noexcept;
 
   // --- receiving (server side) ---------------------------------------------------------------
   // Non-blocking: a node if one was announced, else empty or no_clients. Server thread.
@@ -184,7 +249,9 @@ class state_base {
         if (backlog(c) == 0) return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
         out = take_announced();
       }
-      if (out.node == nullptr || out.node->is_post_ || claim_request(out.node)) return poll_status::got;
+      const bool deliver = out.node == nullptr || out.node->is_post_ || claim_request(out.node);
+      if (server_capacity_ != 0) note_freed();
+      if (deliver) return poll_status::got;
       // A withdrawn request: passed over, never delivered; on to the next message.
     }
   }
@@ -340,6 +407,27 @@ class state_base {
     batch_len_ = static_cast<std::uint8_t>(n);
     return true;
   }
+  // Server side, bounded channels: one message left the queue's count (handed out, passed
+  // over or failed). Wakes the room list if a sender waits.
+  void note_freed() noexcept {
+    // ORDERING: acq_rel, ordered with add_room_waiter_locked()'s fetch_or of room_wanted:
+    // either this RMW sees the flag and grants, or the waiter's sees this count.
+    if ((freed_.fetch_add(freed_one, std::memory_order_acq_rel) & room_wanted) != 0) grant_room();
+  }
+  [[nodiscard]] bool room_left() const noexcept { return (sent_ - known_freed_) / freed_one + reserved_ < capacity_; }
+  void refresh_freed() noexcept {
+    // ORDERING: relaxed; a count only (stale is conservative: less room). Messages travel
+    // through the queue, and a waiter that finds no room orders itself with the server
+    // through room_wanted (note_freed).
+    known_freed_ = freed_.load(std::memory_order_relaxed) & ~room_wanted;
+  }
+  // Send lock held: settles waiters at the head while there is room; up to `max` coroutine
+  // waiters are returned in `out` (their on_grant to be called once the lock is released).
+  std::size_t grant_locked(async_waiter* out, std::size_t max) noexcept;
+  // Send lock held: unlinks `w` from the room list.
+  void unlink_room_waiter(room_waiter& w) noexcept;
+  // At close: settles every waiter as closed (lock taken here).
+  void close_room_waiters() noexcept;
   void note_taken(std::uint32_t n = 1) noexcept {
     // ORDERING: relaxed; only the server thread writes taken_ (probes read it racily).
     taken_.store(taken_.load(std::memory_order_relaxed) + n * one, std::memory_order_relaxed);
@@ -393,11 +481,13 @@ class state_base {
   std::uint8_t batch_pos_ = 0;
   std::uint8_t batch_len_ = 0;
   wait_history waits_;                    // the server's recent waits for a message (server thread only)
+  atomic<std::uint32_t> freed_{0};        // see "capacity" above
   atomic<std::uint32_t> server_refs_{1};  // the server
   // When the last waker of the parked server thread woke it (steady clock ticks); written
   // by wakers, read by the server for wait_history.
   atomic<clock::rep> woke_at_{0};
   envelope batch_[batch_size];
+  std::uint32_t server_capacity_;  // capacity_, on the server's own line
   // Client objects' references and the node pool: a recycled node is pushed to the pool
   // and drops its client-group reference in the same breath.
   alignas(cache_line_size) atomic<std::uint32_t> client_refs_{1};  // the first client
@@ -415,6 +505,13 @@ class state_base {
   static constexpr std::uint32_t stock_batch = 16;  // nodes taken from the pool per refill
   alignas(cache_line_size) spin_lock send_lock_;
   cell_base* stock_ = nullptr;  // a list linked through cell_base::next_
+  // The capacity accounting and the room list (see "capacity" above), under the send lock.
+  std::uint32_t capacity_;
+  std::uint32_t sent_ = 0;
+  std::uint32_t known_freed_ = 0;
+  std::uint32_t reserved_ = 0;
+  room_waiter* room_head_ = nullptr;
+  room_waiter* room_tail_ = nullptr;
 
 #if !defined(UMP_MODEL_CHECK)
   // ctl_ is the server's futex word; the counts are changed from any thread, including
@@ -422,7 +519,8 @@ class state_base {
   static_assert(decltype(ctl_)::is_always_lock_free && decltype(taken_)::is_always_lock_free &&
                     decltype(server_refs_)::is_always_lock_free && decltype(woke_at_)::is_always_lock_free &&
                     decltype(client_refs_)::is_always_lock_free && decltype(strong_)::is_always_lock_free &&
-                    decltype(groups_)::is_always_lock_free && decltype(allocated_)::is_always_lock_free,
+                    decltype(groups_)::is_always_lock_free && decltype(allocated_)::is_always_lock_free &&
+                    decltype(freed_)::is_always_lock_free,
                 "the shared state's control word and counts are lock-free atomics");
 #endif
 };
