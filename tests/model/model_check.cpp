@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "ump/channel.hpp"
+#include "ump/ng.hpp"
 
 namespace {
 
@@ -663,6 +664,181 @@ struct stop_vs_park : scenario<stop_vs_park, 2>, stop_vs_park_base<true> {};
 struct negative_stop_without_interrupt : scenario<negative_stop_without_interrupt, 2, rl::test_result_deadlock>,
                                          stop_vs_park_base<false> {};
 
+// --- cancel against take ----------------------------------------------------------------------
+// A request is queued; the requester cancels it (wait_reply::cancel) while the server thread
+// takes what is queued and replies. Exactly one of: the server received it and cancel()
+// returned false (its reply refused with origin_disappeared, or, if it came before the
+// cancel, destroyed by it), or the server never saw it and cancel() returned true. The message is destroyed exactly
+// once either way, and the node goes back to its pool once (the state's destructor counts them).
+tally cancel_withdrew{"cancel_vs_take: withdrawn before the server took it"};
+tally cancel_too_late{"cancel_vs_take: taken first, then abandoned"};
+int live_payloads = 0;  // counted payloads alive (plain int: Relacy serialises the threads)
+struct payload {
+  int v;
+  explicit payload(int x) : v(x) { ++live_payloads; }
+  payload(payload&& o) noexcept : v(o.v) { ++live_payloads; }
+  payload(const payload&) = delete;
+  ~payload() { --live_payloads; }
+};
+struct cancel_vs_take : scenario<cancel_vs_take, 2> {
+  std::optional<ump::server<payload, int>> srv;
+  std::optional<ump::client<payload, int>> cli;  // alive throughout: no clients_disappeared
+  std::optional<ump::wait_reply<int>> w;
+  bool cancelled = false;
+  bool received = false;
+  bool delivered = false;
+
+  void setup() {
+    live_payloads = 0;
+    auto [s, c] = ump::channel<payload, int>(parking());
+    srv.emplace(std::move(s));
+    cli.emplace(std::move(c));
+    auto r = cli->req_async(payload(7));
+    RL_ASSERT(r.valid());
+    w.emplace(std::move(r));
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      cancelled = w->cancel();
+      RL_ASSERT(!w->valid());
+      w.reset();
+      return;
+    }
+    auto m = srv->try_wait();
+    RL_ASSERT(m.has_value());  // the client is alive: never clients_disappeared here
+    if (*m) {
+      received = true;
+      RL_ASSERT((*m)->msg.v == 7);
+      delivered = static_cast<bool>((*m)->ctx.reply(70));
+    }
+  }
+  void finish() {
+    RL_ASSERT(cancelled != received);
+    RL_ASSERT(!cancelled || !delivered);  // a withdrawn request is never answered
+    ++(cancelled ? cancel_withdrew : cancel_too_late).n;
+    cli.reset();
+    srv.reset();
+    RL_ASSERT(live_payloads == 0);
+  }
+};
+
+// --- a stop request against the reply ----------------------------------------------------------
+// A requester thread waits (parked) for its reply; a second thread interrupts the wait (what
+// req(s, stop_token)'s stop callback does: cell_base::interrupt); the server thread takes the
+// request and replies. The requester ends exactly once: with the reply (the server saw it
+// delivered), withdrawn (the server never saw the request), or abandoned after the take (the
+// server's reply was refused). A stop slept through leaves it parked: a deadlock.
+tally stop_got_reply{"stop_vs_reply: the reply won"};
+tally stop_withdrew{"stop_vs_reply: withdrawn before the take"};
+tally stop_abandoned{"stop_vs_reply: abandoned after the take"};
+struct stop_vs_reply : scenario<stop_vs_reply, 3> {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli;
+  ump::detail::state_base* st = nullptr;
+  ump::detail::reply_cell<int, void>* cell = nullptr;
+  ump::detail::wait_end end{};
+  bool received = false;
+  bool delivered = false;
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli.emplace(std::move(c));
+    auto& core = ump::detail::access::core(*cli);
+    st = core.state();
+    const auto sent = core.send_unwoken(ump::detail::message_kind::request, 5);
+    RL_ASSERT(sent.node != nullptr);
+    cell = sent.node;
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      end = cell->wait_ready(st->wait_opts(), {});
+      switch (end) {
+        case ump::detail::wait_end::ready: {
+          int v = ump::detail::consume(*st, *cell).value();
+          RL_ASSERT(v == 50);
+          break;
+        }
+        case ump::detail::wait_end::withdrawn:
+          ump::detail::withdraw_message(*st, *cell);
+          break;
+        case ump::detail::wait_end::abandoned:
+          break;
+        case ump::detail::wait_end::timed_out:
+          RL_ASSERT(false);
+      }
+      return;
+    }
+    if (i == 1) {
+      cell->interrupt();
+      return;
+    }
+    auto m = srv->try_wait();
+    RL_ASSERT(m.has_value());
+    if (*m) {
+      received = true;
+      delivered = static_cast<bool>((*m)->ctx.reply(50));
+    }
+  }
+  void finish() {
+    using ump::detail::wait_end;
+    RL_ASSERT((end == wait_end::ready) == delivered);
+    RL_ASSERT((end == wait_end::withdrawn) == !received);
+    ++(end == wait_end::ready ? stop_got_reply : end == wait_end::withdrawn ? stop_withdrew : stop_abandoned).n;
+    cli.reset();
+    srv.reset();
+  }
+};
+
+// --- a sender waiting for room against the server's take and close ---------------------------
+// A bounded channel (capacity 1) holds one post. The sender thread posts again: it finds the
+// channel full, links itself in the room list and parks. The server thread takes the first
+// post (which frees room and must grant it) and then the second, or (Close) is destroyed
+// instead. A grant slept through leaves the sender parked: a deadlock. With Close, the
+// sender must come back with server_disappeared.
+template <bool Close>
+struct room_base {
+  std::optional<ump::ng::server<int, int, int>> srv;
+  std::optional<ump::ng::client<int, int, int>> cli;
+  std::optional<ump::result<void>> posted;
+
+  void setup() {
+    ump::channel_options o = parking();
+    o.capacity = 1;
+    auto [s, c] = ump::ng::channel<int, int, int>(o);
+    srv.emplace(std::move(s));
+    cli.emplace(std::move(c));
+    RL_ASSERT(cli->post(1));
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      posted.emplace(cli->post(2));
+      return;
+    }
+    if (Close) {
+      srv.reset();
+      return;
+    }
+    for (int want = 1; want <= 2; ++want) {
+      auto m = srv->wait();
+      RL_ASSERT(m.has_value());
+      RL_ASSERT(m->is_post() && m->post() == want);
+    }
+  }
+  void finish() {
+    RL_ASSERT(posted.has_value());
+    if (Close) {
+      RL_ASSERT(!*posted && posted->error() == errc::server_disappeared);
+    } else {
+      RL_ASSERT(posted->has_value());
+    }
+    cli.reset();
+    srv.reset();
+  }
+};
+struct room_wait_vs_take : scenario<room_wait_vs_take, 2>, room_base<false> {};
+struct room_wait_vs_close : scenario<room_wait_vs_close, 2>, room_base<true> {};
+
 // --- driver ---------------------------------------------------------------------------------
 struct entry {
   const char* name;
@@ -709,12 +885,21 @@ const entry scenarios[] = {
     {"node_pool_push_pop", false, randomised, 300000, &run_one<node_pool_push_pop>},
     {"stop_vs_park", false, bounded, 0, &run_one<stop_vs_park>, 2},
     {"stop_vs_park", false, randomised, 300000, &run_one<stop_vs_park>},
+    {"cancel_vs_take", false, bounded, 0, &run_one<cancel_vs_take>, 2},
+    {"cancel_vs_take", false, randomised, 300000, &run_one<cancel_vs_take>},
+    {"stop_vs_reply", false, bounded, 0, &run_one<stop_vs_reply>, 2},
+    {"stop_vs_reply", false, randomised, 300000, &run_one<stop_vs_reply>},
+    {"room_wait_vs_take", false, bounded, 0, &run_one<room_wait_vs_take>, 2},
+    {"room_wait_vs_take", false, randomised, 300000, &run_one<room_wait_vs_take>},
+    {"room_wait_vs_close", false, bounded, 0, &run_one<room_wait_vs_close>, 2},
+    {"room_wait_vs_close", false, randomised, 300000, &run_one<room_wait_vs_close>},
     {"negative_lost_wake", true, randomised, 10000, &run_one<negative_lost_wake>},
     {"negative_stop_without_interrupt", true, randomised, 10000, &run_one<negative_stop_without_interrupt>},
 };
 
-const tally* const tallies[] = {&close_replied, &close_failed, &upgrade_won, &upgrade_lost,
-                                &abandon_first, &reply_first,  &timed_out};
+const tally* const tallies[] = {&close_replied,   &close_failed,   &upgrade_won,   &upgrade_lost,
+                                &abandon_first,   &reply_first,    &timed_out,     &cancel_withdrew,
+                                &cancel_too_late, &stop_got_reply, &stop_withdrew, &stop_abandoned};
 
 }  // namespace
 
