@@ -39,6 +39,9 @@ void jitter(int n) {
   for (int s = 0; s < n; ++s) std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
+// The pause for round k of a race: sweeps 0..8191 steps in a scattered order.
+int pause_for(long k) { return static_cast<int>((static_cast<unsigned long>(k) * 2654435761UL) % 8192); }
+
 // Spins until the server has a message queued (the requester's send is done).
 template <class Server>
 void await_queued(const Server& srv) {
@@ -397,19 +400,24 @@ TEST_CASE("ng_req_stop_before_and_after_take_with_posts") {
 // --- races ----------------------------------------------------------------------------------
 
 TEST_CASE("cancel_racing_the_server_take_exactly_one_side_wins") {
-  // Each round: this thread sends request k, opens the gate, and cancels at once (after a
-  // busy pause that sweeps 0..4095 steps: jitter, not synchronisation); the server thread,
-  // released by the gate, tries once to take it. Exactly one of: the server received k and
-  // cancel() returned false, or the server never received it and cancel() returned true.
-  // Batches of rounds repeat, up to a bound, until each side has won at least once.
+  // Each round: this thread sends request k and opens the gate; the server thread, released
+  // by it, says it is running (armed = k) and tries once to take k. This thread cancels in
+  // one of three ways, by round: at once (the server is usually not running yet), once it
+  // sees the server armed, or once armed and after a busy pause that sweeps 0..8191 steps
+  // (jitter that moves the window, not synchronisation); the server pauses likewise on
+  // alternate rounds. So each side wins some rounds whether the two threads really run in
+  // parallel or take turns on one core. Exactly one of: the server received k and cancel()
+  // returned false, or the server never received it and cancel() returned true. Batches of
+  // rounds repeat, up to a bound, until each side has won at least once.
   lifetime_check guard;
   const int rounds = scaled(20000);
   constexpr int max_batches = 20;
   auto ends = ump::channel<tracked, tracked>();
   auto& srv = ends.first;
   auto& cli = ends.second;
-  std::atomic<long> gate{-1};  // the round the server may try to take
-  std::atomic<long> done{-1};  // the round the server has finished
+  std::atomic<long> gate{-1};   // the round the server may try to take
+  std::atomic<long> armed{-1};  // the round the server is about to take
+  std::atomic<long> done{-1};   // the round the server has finished
   std::atomic<bool> quit{false};
   // Written by the server for round k before done = k, read here after.
   bool server_got = false;
@@ -421,6 +429,9 @@ TEST_CASE("cancel_racing_the_server_take_exactly_one_side_wins") {
         if (quit.load(std::memory_order_acquire)) return;
         std::this_thread::yield();
       }
+      // ORDERING: release, pairs with this thread's acquire spin below.
+      armed.store(k, std::memory_order_release);
+      if (k % 2 == 0) jitter(pause_for(k));
       auto r = srv.try_wait();
       server_got = r && r->has_value();
       server_wrong = !r || (server_got && (*r)->msg.value() != static_cast<std::uint64_t>(k));
@@ -439,7 +450,8 @@ TEST_CASE("cancel_racing_the_server_take_exactly_one_side_wins") {
       auto w = cli.req_async(tracked(round));
       // ORDERING: release, pairs with the server's acquire spin.
       gate.store(round, std::memory_order_release);
-      jitter(i % 4096);
+      if (round % 3 != 0) await_value(armed, round);
+      if (round % 3 == 2) jitter(pause_for(round));
       const bool withdrawn = w.cancel();
       await_value(done, round);
       if (server_wrong || withdrawn == server_got) ++inconsistent;
@@ -464,10 +476,14 @@ TEST_CASE("cancel_racing_the_server_take_exactly_one_side_wins") {
 
 TEST_CASE("stop_racing_the_reply_client_and_server_agree") {
   // A server thread replies to every request at once, recording per request whether the
-  // reply was delivered or refused; a stopper thread requests stop on each round's source as
-  // soon as it is published. Per request: the client got its value ⇔ the server's reply was
-  // delivered; the client got cancelled ⇔ the reply was refused or the server never saw it.
-  // Batches repeat, up to a bound, until each side has won at least once.
+  // reply was delivered or refused; a stopper thread takes each round's stop source, says so
+  // (armed = k), busy-waits a pause that sweeps 0..8191 steps (jitter, not synchronisation),
+  // and requests stop; this thread sends at once on odd rounds (the stopper is usually late)
+  // and once it sees the stopper armed on even ones (it is usually early). Every third round
+  // the stopper waits until the server has taken the request, and the server yields a few
+  // times before replying, so that some stops land after the take. Per request: the client got its value ⇔ the
+  // server's reply was delivered; the client got cancelled ⇔ the reply was refused or the server never saw it. Batches
+  // repeat, up to a bound, until each side has won at least once.
   lifetime_check guard;
   const int rounds = scaled(5000);
   constexpr int max_batches = 20;
@@ -476,13 +492,20 @@ TEST_CASE("stop_racing_the_reply_client_and_server_agree") {
   auto ends = ump::channel<tracked, tracked>();
   auto& srv = ends.first;
   auto& cli = ends.second;
-  std::thread server([&server_saw, s = std::move(srv)]() mutable {
+  std::atomic<long> taken{-1};
+  std::thread server([&server_saw, &taken, s = std::move(srv)]() mutable {
     while (auto r = s.wait()) {
       const auto k = r->msg.value();
+      // ORDERING: release, pairs with the stopper's acquire spin.
+      taken.store(static_cast<long>(k), std::memory_order_release);
+      // A pause that yields 0..7 times: room for the stopper to run, even on this core.
+      if (k % 3 == 2)
+        for (std::uint64_t y = 0; y < k % 8; ++y) std::this_thread::yield();
       server_saw[k] = r->ctx.reply(tracked(k)) ? delivered : refused;
     }
   });
   std::atomic<std::stop_source*> to_stop{nullptr};
+  std::atomic<long> armed{-1};
   std::atomic<long> stopped{-1};
   std::atomic<bool> quit{false};
   std::thread stopper([&] {
@@ -493,6 +516,12 @@ TEST_CASE("stop_racing_the_reply_client_and_server_agree") {
         if (quit.load(std::memory_order_acquire)) return;
         std::this_thread::yield();
       }
+      // ORDERING: release, pairs with the requester's acquire spin.
+      armed.store(k, std::memory_order_release);
+      if (k % 3 == 2)
+        await_value(taken, k);  // the server has it, and pauses before replying
+      else
+        jitter(pause_for(k));
       s->request_stop();
       // ORDERING: release: the source may be destroyed once this is seen.
       stopped.store(k, std::memory_order_release);
@@ -507,6 +536,7 @@ TEST_CASE("stop_racing_the_reply_client_and_server_agree") {
       std::stop_source src;
       // ORDERING: release, publishes the source to the stopper's acquire exchange.
       to_stop.store(&src, std::memory_order_release);
+      if (round % 2 == 0) await_value(armed, round);
       auto r = cli.req(tracked(round), src.get_token());
       if (r && r->value() == static_cast<std::uint64_t>(round)) {
         client_got[round] = 1;
@@ -534,7 +564,8 @@ TEST_CASE("stop_racing_the_reply_client_and_server_agree") {
   }
   CHECK(disagree == 0);
   CHECK(values + cancelled == round);
-  MESSAGE("stop won " << cancelled << " of " << round << " rounds (" << never_seen << " withdrawn before the take)");
+  MESSAGE("stop won " << cancelled << " of " << round << " rounds (" << never_seen << " withdrawn before the take, "
+                      << cancelled - never_seen << " after)");
   CHECK_MESSAGE(values > 0, "the reply never won the race");
   CHECK_MESSAGE(cancelled > 0, "the stop never won the race");
 }
