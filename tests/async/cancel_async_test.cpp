@@ -69,6 +69,19 @@ ump::task<void> stoppable_request(Client cli, std::uint64_t v, std::stop_token s
   out->r.emplace(std::move(r));
 }
 
+// A busy pause of n steps: jitter that moves a race window, never synchronisation.
+void jitter(int n) {
+  // ORDERING: a compiler-only fence per step, so the loop is not optimised away.
+  for (int s = 0; s < n; ++s) std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+// The pause for round k of a race: sweeps 0..8191 steps in a scattered order.
+int pause_for(long k) { return static_cast<int>((static_cast<unsigned long>(k) * 2654435761UL) % 8192); }
+// Spins (yielding) until `flag` holds `want`. Synchronisation by state, not by time.
+void await_value(const std::atomic<long>& flag, long want) {
+  // ORDERING: acquire, pairs with the release store that sets `want`.
+  while (flag.load(std::memory_order_acquire) != want) std::this_thread::yield();
+}
+
 // The server takes nothing: try_wait finds no message (a withdrawn one is passed over).
 template <class Server>
 bool nothing_delivered(Server& srv) {
@@ -282,9 +295,13 @@ TEST_CASE_TEMPLATE("coroutine_destroyed_while_suspended_then_stop_has_no_effect"
 }
 
 TEST_CASE_TEMPLATE("areq_stop_racing_the_reply_client_and_server_agree", F, UMP_FLAVOURS) {
-  // A server thread replies to each request at once and records whether its reply was
-  // delivered or refused; a stopper thread requests stop on each round's source as soon as
-  // it is published. The coroutine, resumed on this thread (handoff scheduler), must get its
+  // A server thread replies to each request and records whether its reply was delivered or
+  // refused; a stopper thread takes each round's stop source, says so (armed = k), busy-
+  // waits a pause that sweeps 0..8191 steps (jitter, not synchronisation) and requests stop.
+  // The coroutine starts at once on odd rounds (the stopper is usually late) and once the
+  // stopper is armed on even ones (usually early). Every third round the stopper waits until
+  // the server has taken the request, and the server yields a few times before replying, so
+  // that some stops land after the take. The coroutine, resumed on this thread (handoff scheduler), must get its
   // value ⇔ the server's reply was delivered, and cancelled ⇔ the reply was refused or the
   // server never saw the request. Batches repeat, up to a bound, until each side has won.
   lifetime_check guard;
@@ -294,14 +311,21 @@ TEST_CASE_TEMPLATE("areq_stop_racing_the_reply_client_and_server_agree", F, UMP_
   std::vector<char> server_saw(static_cast<std::size_t>(rounds) * max_batches, unseen);
   auto ends = F::make();
   auto& cli = ends.second;
-  std::thread server([&server_saw, s = std::move(ends.first)]() mutable {
+  std::atomic<long> taken{-1};
+  std::thread server([&server_saw, &taken, s = std::move(ends.first)]() mutable {
     while (auto m = s.wait()) {
       auto& rq = F::req(*m);
       const auto k = rq.msg.value();
+      // ORDERING: release, pairs with the stopper's acquire spin.
+      taken.store(static_cast<long>(k), std::memory_order_release);
+      // A pause that yields 0..7 times: room for the stopper to run, even on this core.
+      if (k % 3 == 2)
+        for (std::uint64_t y = 0; y < k % 8; ++y) std::this_thread::yield();
       server_saw[k] = rq.ctx.reply(tracked(k)) ? delivered : refused;
     }
   });
   std::atomic<std::stop_source*> to_stop{nullptr};
+  std::atomic<long> armed{-1};
   std::atomic<long> stopped{-1};
   std::atomic<bool> quit{false};
   std::thread stopper([&] {
@@ -312,6 +336,12 @@ TEST_CASE_TEMPLATE("areq_stop_racing_the_reply_client_and_server_agree", F, UMP_
         if (quit.load(std::memory_order_acquire)) return;
         std::this_thread::yield();
       }
+      // ORDERING: release, pairs with this thread's acquire spin.
+      armed.store(k, std::memory_order_release);
+      if (k % 3 == 2)
+        await_value(taken, k);  // the server has it, and pauses before replying
+      else
+        jitter(pause_for(k));
       s->request_stop();
       // ORDERING: release: the source may be destroyed once this is seen.
       stopped.store(k, std::memory_order_release);
@@ -342,8 +372,7 @@ TEST_CASE_TEMPLATE("areq_stop_racing_the_reply_client_and_server_agree", F, UMP_
       } else {
         client_got[round] = 3;
       }
-      // ORDERING: acquire, pairs with the stopper's release store: it is done with src.
-      while (stopped.load(std::memory_order_acquire) != round) std::this_thread::yield();
+      await_value(stopped, round);  // the stopper is done with src
     }
   }
   quit.store(true, std::memory_order_release);
@@ -360,7 +389,8 @@ TEST_CASE_TEMPLATE("areq_stop_racing_the_reply_client_and_server_agree", F, UMP_
   }
   CHECK(disagree == 0);
   CHECK(values + cancelled == round);
-  MESSAGE("stop won " << cancelled << " of " << round << " rounds (" << never_seen << " withdrawn before the take)");
+  MESSAGE("stop won " << cancelled << " of " << round << " rounds (" << never_seen << " withdrawn before the take, "
+                      << cancelled - never_seen << " after)");
   CHECK_MESSAGE(values > 0, "the reply never won the race");
   CHECK_MESSAGE(cancelled > 0, "the stop never won the race");
 }
@@ -461,18 +491,29 @@ TEST_CASE_TEMPLATE("async_wait_stop_already_requested_with_a_message_queued_canc
 
 TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_once", F, UMP_FLAVOURS) {
   // A sender thread sends 0..n-1 (ng: posts and requests alternately) while this thread runs
-  // one async_wait per round with a fresh stop source that a stopper thread stops as soon as
-  // it is published. Each wait gets either cancelled or the next message in FIFO order;
+  // one async_wait per round with a fresh stop source, which a stopper thread takes, says so
+  // (armed = k), and stops after a busy pause that sweeps 0..8191 steps (jitter, not
+  // synchronisation). The sender is let go to send the next message, and the source handed
+  // over, by round: before the wait starts; once the wait has suspended (or completed at
+  // once, the sender being ready at its gate): then the send and the stop race for a
+  // suspended wait; or before, with the wait
+  // started only once the stopper is armed. Each wait gets either cancelled or the next message in FIFO order;
   // every message is received exactly once, none lost, and every request answered.
   lifetime_check guard;
   const int n = scaled(20000);
   auto ends = F::make();
   auto& srv = ends.first;
-  // Requests are blocking (req), so the queue often runs empty and waits suspend: the send
-  // that wakes a suspended wait then races the stop.
-  std::thread sender([n, c = std::move(ends.second)]() mutable {
+  // The sender sends k only once this thread lets it (send_gate > k), so that a wait can be
+  // suspended on an empty queue when the send and the stop are let go together.
+  std::atomic<long> send_gate{0};
+  std::atomic<long> sender_at{-1};  // the message the sender is ready to send
+  std::thread sender([n, &send_gate, &sender_at, c = std::move(ends.second)]() mutable {
     long wrong = 0;
     for (int k = 0; k < n; ++k) {
+      // ORDERING: release, pairs with this thread's acquire spin.
+      sender_at.store(k, std::memory_order_release);
+      // ORDERING: acquire, pairs with the release stores of send_gate below.
+      while (send_gate.load(std::memory_order_acquire) <= k) std::this_thread::yield();
       if constexpr (std::is_same_v<F, ng_flavour>) {
         if (k % 2 == 0) {
           if (!c.post(tracked(k))) ++wrong;
@@ -485,6 +526,7 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
     CHECK(wrong == 0);
   });
   std::atomic<std::stop_source*> to_stop{nullptr};
+  std::atomic<long> armed{-1};
   std::atomic<long> stopped{-1};
   std::atomic<bool> quit{false};
   std::thread stopper([&] {
@@ -495,6 +537,9 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
         if (quit.load(std::memory_order_acquire)) return;
         std::this_thread::yield();
       }
+      // ORDERING: release, pairs with this thread's acquire spin.
+      armed.store(k, std::memory_order_release);
+      jitter(pause_for(k));
       s->request_stop();
       // ORDERING: release: the source may be destroyed once this is seen.
       stopped.store(k, std::memory_order_release);
@@ -505,13 +550,32 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
   long cancelled = 0;
   long out_of_order = 0;
   long other = 0;
+  long stopped_while_suspended = 0;  // suspended, then the stop won over the send
+  long woken_while_suspended = 0;    // suspended, then the send won over the stop
   for (long round = 0; next < static_cast<std::uint64_t>(n); ++round) {
     std::stop_source src;
     received got;
-    // ORDERING: release, publishes the source to the stopper's acquire exchange.
-    to_stop.store(&src, std::memory_order_release);
+    const int mode = static_cast<int>(round % 3);
+    const auto let_go = [&] {
+      // Which of the two is let go first alternates every third round.
+      const bool stop_first = (round / 3) % 2 == 0;
+      // ORDERING: release, publishes the source to the stopper's acquire exchange.
+      if (stop_first) to_stop.store(&src, std::memory_order_release);
+      // ORDERING: release, pairs with the sender's acquire spin.
+      send_gate.store(static_cast<long>(next) + 1, std::memory_order_release);
+      // ORDERING: release, as above.
+      if (!stop_first) to_stop.store(&src, std::memory_order_release);
+    };
+    if (mode != 1) let_go();
+    if (mode == 2) await_value(armed, round);
+    // ORDERING: acquire, pairs with the sender's release store: both racers are running.
+    if (mode == 1)
+      while (sender_at.load(std::memory_order_acquire) < static_cast<long>(next)) std::this_thread::yield();
     auto o = own(one_wait<F>(srv, src.get_token(), &got, handoff_scheduler{&h}));
+    const bool suspended = !o.done();
+    if (mode == 1) let_go();
     drive(o, h);
+    if (mode == 1 && suspended) ++(got.error == errc::cancelled ? stopped_while_suspended : woken_while_suspended);
     if (got.value.has_value()) {
       if (*got.value != next) ++out_of_order;
       next = *got.value + 1;
@@ -520,8 +584,7 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
     } else {
       ++other;
     }
-    // ORDERING: acquire, pairs with the stopper's release store: it is done with src.
-    while (stopped.load(std::memory_order_acquire) != round) std::this_thread::yield();
+    await_value(stopped, round);  // the stopper is done with src
     if (other != 0) break;
   }
   quit.store(true, std::memory_order_release);
@@ -532,7 +595,9 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
   CHECK(next == static_cast<std::uint64_t>(n));
   auto last = srv.wait();  // the sender is gone: nothing left
   CHECK(failure(last) == errc::clients_disappeared);
-  MESSAGE("stop won " << cancelled << " waits; " << n << " messages received");
+  MESSAGE("stop won " << cancelled << " waits; " << n << " messages received; of the waits suspended before the race, "
+                      << stopped_while_suspended << " were stopped and " << woken_while_suspended
+                      << " woken by a send");
   CHECK_MESSAGE(cancelled > 0, "the stop never won the race");
 }
 
