@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <stop_token>
 #include <thread>
@@ -173,6 +174,60 @@ TEST_CASE("withdrawn_request_still_queued_when_the_server_is_destroyed_is_destro
   CHECK(tracked::live() == live_at_start);
   CHECK(failure(w3.wait()) == errc::server_disappeared);
   CHECK(tracked::live() == live_at_start);
+}
+
+TEST_CASE("withdrawn_requests_in_the_receive_batch_when_the_server_is_destroyed_are_destroyed_once") {
+  // The server's first take moves the queued requests into its receive batch; two of them
+  // are then withdrawn, and the server is destroyed with them there.
+  lifetime_check guard;
+  const long live_at_start = tracked::live();
+  auto [srv, cli] = ump::channel<tracked, tracked>();
+  auto w1 = cli.req_async(tracked(1));
+  auto w2 = cli.req_async(tracked(2));
+  auto w3 = cli.req_async(tracked(3));
+  auto w4 = cli.req_async(tracked(4));
+  auto r1 = srv.wait();
+  REQUIRE(r1);
+  CHECK(r1->msg.value() == 1);
+  CHECK(w3.cancel());
+  CHECK(w2.cancel());
+  CHECK(tracked::live() == live_at_start + 2);  // 1, held by the server's caller, and 4
+  { auto gone = std::move(srv); }
+  CHECK(tracked::live() == live_at_start + 1);  // 4 destroyed by the drain; 2 and 3 not again
+  CHECK(failure(w4.wait()) == errc::server_disappeared);
+  CHECK(r1->ctx.reply(tracked(10)));  // a context outlives its server
+  CHECK(w1.wait()->value() == 10);
+}
+
+TEST_CASE("cancel_after_the_server_failed_the_queued_request_returns_false") {
+  // Destroying the server took the queued request and answered it server_disappeared: the
+  // outcome is already there, so cancel() finds nothing to withdraw and discards it.
+  lifetime_check guard;
+  auto [srv, cli] = ump::channel<tracked, tracked>();
+  auto w = cli.req_async(tracked(1));
+  { auto gone = std::move(srv); }
+  CHECK(w.ready());
+  CHECK_FALSE(w.cancel());
+  CHECK_FALSE(w.valid());
+}
+
+TEST_CASE("batch_receive_passes_over_a_withdrawn_request") {
+  lifetime_check guard;
+  auto [srv, cli] = ump::channel<tracked, tracked>();
+  std::vector<ump::wait_reply<tracked>> ws;
+  for (std::uint64_t k = 1; k <= 4; ++k) ws.push_back(cli.req_async(tracked(k)));
+  CHECK(ws[1].cancel());
+  std::vector<ump::request<tracked, tracked>> got;
+  auto n = srv.try_wait_many(std::back_inserter(got), 10);
+  REQUIRE(n);
+  REQUIRE(*n == 3);
+  CHECK(got[0].msg.value() == 1);
+  CHECK(got[1].msg.value() == 3);
+  CHECK(got[2].msg.value() == 4);
+  for (auto& r : got) CHECK(r.ctx.reply(tracked(r.msg.value() * 10)));
+  CHECK(ws[0].wait()->value() == 10);
+  CHECK(ws[2].wait()->value() == 30);
+  CHECK(ws[3].wait()->value() == 40);
 }
 
 TEST_CASE("ng_cancel_before_take_between_posts_keeps_the_fifo") {

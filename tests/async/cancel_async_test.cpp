@@ -203,6 +203,21 @@ TEST_CASE_TEMPLATE("areq_reply_arrived_before_co_await_wins_over_a_stop_already_
   CHECK((*got)->value() == 2);
 }
 
+TEST_CASE_TEMPLATE("areq_with_a_stop_already_requested_after_the_server_is_gone_gives_server_disappeared", F,
+                   UMP_FLAVOURS) {
+  // Never sent: the early outcome is already there, and it is what co_await returns.
+  lifetime_check guard;
+  auto [srv, cli] = F::make();
+  { auto gone = std::move(srv); }
+  std::stop_source stop;
+  stop.request_stop();
+  outcome out;
+  auto o = own(stoppable_request(cli, 1, stop.get_token(), &out));
+  CHECK(o.done());
+  REQUIRE(out.r.has_value());
+  CHECK(failure(*out.r) == errc::server_disappeared);
+}
+
 // A scheduler that hands the handle over instead of resuming it: the coroutine stays
 // suspended until the test resumes or destroys it.
 struct handoff {
@@ -489,6 +504,46 @@ TEST_CASE_TEMPLATE("async_wait_stop_already_requested_with_a_message_queued_canc
   CHECK(w.wait()->value() == 1);
 }
 
+TEST_CASE_TEMPLATE("server_coroutine_destroyed_after_a_stop_scheduled_it_loses_nothing", F, UMP_FLAVOURS) {
+  // The stop resumes the suspended server through a scheduler that holds the handle; the
+  // owner destroys the coroutine instead. The next wait still gets the next message.
+  lifetime_check guard;
+  auto [srv, cli] = F::make();
+  std::stop_source stop;
+  handoff h;
+  received first;
+  auto o = own(one_wait<F>(srv, stop.get_token(), &first, handoff_scheduler{&h}));
+  REQUIRE_FALSE(o.done());
+  stop.request_stop();
+  CHECK(h.scheduled.load() == 1);
+  o.reset();
+  auto w = cli.req_async(tracked(1));
+  received second;
+  auto o2 = own(one_wait<F>(srv, std::stop_token{}, &second));
+  CHECK(o2.done());
+  CHECK(second.value == 1);
+  CHECK(w.wait()->value() == 1);
+}
+
+TEST_CASE_TEMPLATE("server_coroutine_destroyed_while_suspended_then_stop_has_no_effect", F, UMP_FLAVOURS) {
+  lifetime_check guard;
+  auto [srv, cli] = F::make();
+  std::stop_source stop;
+  handoff h;
+  received first;
+  auto o = own(one_wait<F>(srv, stop.get_token(), &first, handoff_scheduler{&h}));
+  REQUIRE_FALSE(o.done());
+  o.reset();  // unregisters the waiter and the stop callback
+  stop.request_stop();
+  auto w = cli.req_async(tracked(1));  // wakes nobody
+  CHECK(h.scheduled.load() == 0);
+  auto m = srv.wait();
+  REQUIRE(m);
+  CHECK(F::req(*m).msg.value() == 1);
+  CHECK(F::req(*m).ctx.reply(tracked(1)));
+  CHECK(w.wait()->value() == 1);
+}
+
 TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_once", F, UMP_FLAVOURS) {
   // A sender thread sends 0..n-1 (ng: posts and requests alternately) while this thread runs
   // one async_wait per round with a fresh stop source, which a stopper thread takes, says so
@@ -507,7 +562,7 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
   // suspended on an empty queue when the send and the stop are let go together.
   std::atomic<long> send_gate{0};
   std::atomic<long> sender_at{-1};  // the message the sender is ready to send
-  std::thread sender([n, &send_gate, &sender_at, c = std::move(ends.second)]() mutable {
+  std::thread sender([&send_gate, &sender_at, c = std::move(ends.second)]() mutable {
     long wrong = 0;
     for (int k = 0; k < n; ++k) {
       // ORDERING: release, pairs with this thread's acquire spin.
