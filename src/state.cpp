@@ -138,13 +138,14 @@ bool state_base::add_room_waiter_locked(room_waiter& w) noexcept {
     return true;
   }
   if (room_head_ == nullptr) {
-    // The first waiter: raise room_wanted, which also tells us the server's latest count.
-    // ORDERING: acq_rel, ordered with note_freed()'s fetch_add (see there).
-    known_freed_ = freed_.fetch_or(room_wanted, std::memory_order_acq_rel) & ~room_wanted;
+    // The first waiter: raise room_flag_, then read the server's latest count.
+    // ORDERING: acq_rel, ordered with room_check()'s RMW (see state.hpp, "capacity").
+    room_flag_.exchange(1, std::memory_order_acq_rel);
+    refresh_freed();
     if (room_left()) {
       // The server freed room meanwhile: granted at once, nothing linked.
-      // ORDERING: relaxed; the flag is only read by the server's RMW, and the list is empty.
-      freed_.fetch_and(~room_wanted, std::memory_order_relaxed);
+      // ORDERING: relaxed; the list is empty, the server needs no wake-up.
+      room_flag_.store(0, std::memory_order_relaxed);
       ++reserved_;
       // ORDERING: relaxed; `w` is still the caller's alone.
       w.status.store(room_waiter::granted, std::memory_order_relaxed);
@@ -169,9 +170,19 @@ void state_base::unlink_room_waiter(room_waiter& w) noexcept {
   if (room_tail_ == &w) room_tail_ = prev;
   w.linked = false;
   if (room_head_ == nullptr) {
-    // ORDERING: relaxed; see add_room_waiter_locked(): the list is empty again.
-    freed_.fetch_and(~room_wanted, std::memory_order_relaxed);
+    // ORDERING: relaxed; the list is empty again: the server needs no wake-up (a stale 1
+    // read by it only costs a grant that finds nobody).
+    room_flag_.store(0, std::memory_order_relaxed);
   }
+}
+
+// Settles a linked waiter (send lock held, `w` already unlinked): stores `to`, and wakes
+// its thread if it sleeps. The waiter takes the lock once before it returns, so `w` lives
+// until we let go.
+static void settle(room_waiter& w, std::uint32_t to) noexcept {
+  // ORDERING: acq_rel; release pairs with await_room()'s acquire loads; the exchange is
+  // ordered with its CAS to `parked`, so a sleeping waiter is always woken.
+  if (w.status.exchange(to, std::memory_order_acq_rel) == room_waiter::parked) unpark_all(w.status);
 }
 
 std::size_t state_base::grant_locked(async_waiter* out, std::size_t max) noexcept {
@@ -184,14 +195,9 @@ std::size_t state_base::grant_locked(async_waiter* out, std::size_t max) noexcep
     room_waiter& w = *room_head_;
     unlink_room_waiter(w);
     ++reserved_;
-    // ORDERING: release, pairs with the waiting thread's acquire load (await_room); a
-    // coroutine's on_grant runs on this thread after the lock is released.
-    w.status.store(room_waiter::granted, std::memory_order_release);
-    if (w.on_grant.fn != nullptr) {
-      out[n++] = w.on_grant;
-    } else {
-      unpark_all(w.status);  // under the lock: the waiter takes it before it returns
-    }
+    const async_waiter resume = w.on_grant;  // read before settling: a thread may then leave
+    settle(w, room_waiter::granted);
+    if (resume.fn != nullptr) out[n++] = resume;  // called once the lock is released
   }
   return n;
 }
@@ -210,21 +216,31 @@ void state_base::grant_room() noexcept {
 
 std::uint32_t state_base::await_room(room_waiter& w, deadline dl) noexcept {
   std::uint32_t s = spin_while_equal(w.status, room_waiter::waiting, opts_, dl);
-  while (s == room_waiter::waiting) {
-    const bool in_time = park_while_equal(w.status, room_waiter::waiting, dl);
-    // ORDERING: acquire, pairs with the release store that settled `w`.
-    s = w.status.load(std::memory_order_acquire);
-    if (s == room_waiter::waiting && (!in_time || dl.passed())) {
-      send_lock_.lock();
-      // ORDERING: relaxed; under the lock, where every settling store is made.
-      s = w.status.load(std::memory_order_relaxed);
-      if (s == room_waiter::waiting) {
-        unlink_room_waiter(w);
-        s = room_waiter::timed_out;
+  if (s == room_waiter::waiting) {
+    // Transition waiting → parked, so that a settler knows to wake us.
+    // ORDERING: acq_rel, ordered with settle()'s exchange; acquire on failure (settled).
+    if (w.status.compare_exchange_strong(s, room_waiter::parked, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+      s = room_waiter::parked;
+      for (;;) {
+        const bool in_time = park_while_equal(w.status, room_waiter::parked, dl);
+        // ORDERING: acquire, pairs with settle()'s exchange.
+        s = w.status.load(std::memory_order_acquire);
+        if (s != room_waiter::parked || !in_time || dl.passed()) break;
       }
-      send_lock_.unlock();
-      return s;
     }
+  }
+  if (s == room_waiter::waiting || s == room_waiter::parked) {
+    // The deadline passed: leave the list, unless a settler got there first.
+    send_lock_.lock();
+    // ORDERING: relaxed; under the lock, where every settling exchange is made.
+    s = w.status.load(std::memory_order_relaxed);
+    if (s == room_waiter::waiting || s == room_waiter::parked) {
+      unlink_room_waiter(w);
+      s = room_waiter::timed_out;
+    }
+    send_lock_.unlock();
+    return s;
   }
   // Whoever settled `w` did so holding the send lock, and may still be waking us: wait for
   // it to let go before `w` can go away.
@@ -238,9 +254,7 @@ bool state_base::cancel_room_waiter(room_waiter& w) noexcept {
   const bool was_waiting = w.linked;
   if (was_waiting) {
     unlink_room_waiter(w);
-    // ORDERING: release, pairs with await_room()'s acquire load.
-    w.status.store(room_waiter::cancelled, std::memory_order_release);
-    if (w.on_grant.fn == nullptr) unpark_all(w.status);
+    settle(w, room_waiter::cancelled);
   }
   send_lock_.unlock();
   return was_waiting;
@@ -255,13 +269,9 @@ void state_base::close_room_waiters() noexcept {
     while (room_head_ != nullptr && n < chunk) {
       room_waiter& w = *room_head_;
       unlink_room_waiter(w);
-      // ORDERING: release, pairs with await_room()'s acquire load.
-      w.status.store(room_waiter::closed, std::memory_order_release);
-      if (w.on_grant.fn != nullptr) {
-        ready[n++] = w.on_grant;
-      } else {
-        unpark_all(w.status);
-      }
+      const async_waiter resume = w.on_grant;
+      settle(w, room_waiter::closed);
+      if (resume.fn != nullptr) ready[n++] = resume;
     }
     send_lock_.unlock();
     for (std::size_t i = 0; i < n; ++i) ready[i]();

@@ -76,6 +76,7 @@ struct room_waiter {
     closed = 2,     // unlinked: the server is gone
     cancelled = 3,  // unlinked by cancel_room_waiter() (a stop request, an adapter's cancel)
     timed_out = 4,  // unlinked by the waiting thread itself at its deadline
+    parked = 5,     // linked, and its thread sleeps on `status` (settlers then wake it)
   };
   room_waiter* next = nullptr;
   bool linked = false;                    // in the room list (send lock)
@@ -192,14 +193,23 @@ class state_base {
   void wake_server() noexcept;
 
   // --- capacity (channel_options::capacity; all of it is skipped when it is 0) --------------
-  // Accounting, all under the send lock except freed_: sent_ counts the messages announced,
-  // freed_ (the server's) those that left the queue's count: handed to the server's user,
-  // passed over (withdrawn) or failed at close. Both count in steps of freed_one; freed_'s
-  // low bit is room_wanted: set while the room list is not empty, so that the server's
-  // fetch_add in note_freed() knows to call grant_room(). known_freed_ is the senders' cached
-  // copy of freed_, refreshed only when the cache says full. reserved_ counts room granted
-  // to waiters that have not sent yet.
-  static constexpr std::uint32_t room_wanted = 1;
+  // Accounting, all under the send lock except the server's two words: sent_ counts the
+  // messages announced, freed_ those that left the queue's count (handed to the server's
+  // user, passed over because withdrawn, or failed at close), both in steps of freed_one.
+  // The server stores freed_ after every message it hands out: a plain store on its own
+  // line; senders read it only when their cached copy (known_freed_) says full. reserved_
+  // counts room granted to waiters that have not sent yet.
+  //
+  // Waking the room list. room_flag_ is 1 while senders wait. The server reads it (relaxed)
+  // after each store of freed_, and re-checks it with an RMW at each batch refill and
+  // whenever it finds the queue empty (room_check); a sender that links the first waiter
+  // raises it with an RMW and then reads freed_. The two RMWs on room_flag_ are ordered: if
+  // the server's comes second it sees the flag; if first, the sender's read of freed_ sees
+  // every count stored before it. So a waiter is never left waiting while the server idles.
+  // To spare a lock and a wake-up per message when a fast sender keeps the channel full, the
+  // server grants room once grant_chunk() messages have left since the last grant, or when
+  // it finds the queue empty: a waiting sender is let in with that much room (FIFO order is
+  // kept: newcomers queue behind it).
   static constexpr std::uint32_t freed_one = 2;
 
   // Send lock held: true if a sender may send now (nobody waiting ahead, and room left).
@@ -241,12 +251,16 @@ class state_base {
   // sender's fetch_add stays on a cache line the sender already owns.
   poll_status try_take(envelope& out) noexcept {
     for (;;) {
+      if (batch_pos_ == batch_len_ && server_capacity_ != 0) room_check(false);
       if (batch_pos_ != batch_len_ || refill_batch()) {
         out = batch_[batch_pos_++];
       } else {
         // ORDERING: acquire, pairs with send_locked()'s fetch_add and drop_strong()'s fetch_or.
         const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-        if (backlog(c) == 0) return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
+        if (backlog(c) == 0) {
+          if (server_capacity_ != 0) room_check(true);
+          return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
+        }
         out = take_announced();
       }
       const bool deliver = out.node == nullptr || out.node->is_post_ || claim_request(out.node);
@@ -407,19 +421,38 @@ class state_base {
     batch_len_ = static_cast<std::uint8_t>(n);
     return true;
   }
-  // Server side, bounded channels: one message left the queue's count (handed out, passed
-  // over or failed). Wakes the room list if a sender waits.
+  // Server side, bounded channels: one message left the queue's count. Grants room to the
+  // waiting senders once enough has gone (see "capacity" above).
   void note_freed() noexcept {
-    // ORDERING: acq_rel, ordered with add_room_waiter_locked()'s fetch_or of room_wanted:
-    // either this RMW sees the flag and grants, or the waiter's sees this count.
-    if ((freed_.fetch_add(freed_one, std::memory_order_acq_rel) & room_wanted) != 0) grant_room();
+    // ORDERING: relaxed (load: only the server writes freed_); relaxed store: a count that
+    // senders read as a hint, ordered with their waits by room_flag_ (see room_check).
+    freed_.store(freed_.load(std::memory_order_relaxed) + freed_one, std::memory_order_relaxed);
+    // ORDERING: relaxed; a hint, re-checked with an RMW in room_check().
+    if (room_flag_.load(std::memory_order_relaxed) != 0 && ++frees_since_grant_ >= grant_chunk()) {
+      frees_since_grant_ = 0;
+      grant_room();
+    }
+  }
+  // Server side, bounded channels: the sure check of room_flag_, at each batch refill (idle
+  // false) and when the queue is found empty (idle true: grant whatever room there is).
+  void room_check(bool idle) noexcept {
+    // ORDERING: acq_rel, ordered with add_room_waiter_locked()'s RMW on room_flag_ (see
+    // "capacity" above); release carries the freed_ stores before it.
+    if (room_flag_.fetch_add(0, std::memory_order_acq_rel) == 0) return;
+    if (!idle && frees_since_grant_ < grant_chunk()) return;
+    frees_since_grant_ = 0;
+    grant_room();
+  }
+  [[nodiscard]] std::uint32_t grant_chunk() const noexcept {
+    const std::uint32_t quarter = server_capacity_ / 4;
+    return quarter == 0 ? 1 : (quarter < 32 ? quarter : 32);
   }
   [[nodiscard]] bool room_left() const noexcept { return (sent_ - known_freed_) / freed_one + reserved_ < capacity_; }
   void refresh_freed() noexcept {
     // ORDERING: relaxed; a count only (stale is conservative: less room). Messages travel
     // through the queue, and a waiter that finds no room orders itself with the server
-    // through room_wanted (note_freed).
-    known_freed_ = freed_.load(std::memory_order_relaxed) & ~room_wanted;
+    // through room_flag_ (see "capacity" above).
+    known_freed_ = freed_.load(std::memory_order_relaxed);
   }
   // Send lock held: settles waiters at the head while there is room; up to `max` coroutine
   // waiters are returned in `out` (their on_grant to be called once the lock is released).
@@ -481,13 +514,15 @@ class state_base {
   std::uint8_t batch_pos_ = 0;
   std::uint8_t batch_len_ = 0;
   wait_history waits_;                    // the server's recent waits for a message (server thread only)
+  std::uint8_t frees_since_grant_ = 0;    // see "capacity" above
   atomic<std::uint32_t> freed_{0};        // see "capacity" above
   atomic<std::uint32_t> server_refs_{1};  // the server
   // When the last waker of the parked server thread woke it (steady clock ticks); written
   // by wakers, read by the server for wait_history.
   atomic<clock::rep> woke_at_{0};
   envelope batch_[batch_size];
-  std::uint32_t server_capacity_;  // capacity_, on the server's own line
+  std::uint32_t server_capacity_;       // capacity_, on the server's own line
+  atomic<std::uint32_t> room_flag_{0};  // 1 while senders wait for room (see "capacity" above)
   // Client objects' references and the node pool: a recycled node is pushed to the pool
   // and drops its client-group reference in the same breath.
   alignas(cache_line_size) atomic<std::uint32_t> client_refs_{1};  // the first client
@@ -520,7 +555,7 @@ class state_base {
                     decltype(server_refs_)::is_always_lock_free && decltype(woke_at_)::is_always_lock_free &&
                     decltype(client_refs_)::is_always_lock_free && decltype(strong_)::is_always_lock_free &&
                     decltype(groups_)::is_always_lock_free && decltype(allocated_)::is_always_lock_free &&
-                    decltype(freed_)::is_always_lock_free,
+                    decltype(freed_)::is_always_lock_free && decltype(room_flag_)::is_always_lock_free,
                 "the shared state's control word and counts are lock-free atomics");
 #endif
 };
