@@ -122,13 +122,31 @@ void register_spin_variant() {
       {.rtt = true, .gap = SpinUs != 0, .rtt_loaded = true, .contended = true, .pipelined = false});
 }
 
+// Bounded channels: the same channel with channel_options::capacity set (0 = unbounded).
+// Rows `ump_cap<N>` sit next to the unbounded `ump` rows of the same workload; see
+// BENCHMARKS.md, "Bounded channels".
+inline constexpr std::uint32_t bounded_capacity = 1024;
+
+inline ump::channel_options capacity_opts(std::uint32_t capacity) {
+  ump::channel_options o;
+  o.capacity = capacity;
+  return o;
+}
+
+template <std::uint32_t Capacity>
+struct ump_word_cap : ump_impl<word> {
+  ump_word_cap() : ump_impl<word>(capacity_opts(Capacity)) {}
+};
+
+inline std::string capacity_name(std::uint32_t capacity) { return "ump_cap" + std::to_string(capacity); }
+
 // ng posts: one consumer thread counting what it receives (one per wait(), or in batches
-// of up to 64 per wait_many()).
-template <receive How = receive::one>
+// of up to 64 per wait_many()), on a channel of capacity Capacity (0: unbounded).
+template <receive How = receive::one, std::uint32_t Capacity = 0>
 class ump_post_impl {
  public:
   ump_post_impl() {
-    auto [srv, cli] = ump::ng::channel<std::uint64_t, int, int>();
+    auto [srv, cli] = ump::ng::channel<std::uint64_t, int, int>(capacity_opts(Capacity));
     cli_.emplace(std::move(cli));
     server_ = std::thread([this, srv = std::move(srv)]() mutable {
       std::uint64_t count = 0;
@@ -268,6 +286,12 @@ const bool registered = [] {
   register_post<ump_post_impl<receive::batch>>("ump_batch");
   register_request_reply<ump_word_batch>(
       "ump_batch", {.rtt = false, .gap = false, .rtt_loaded = false, .contended = true, .pipelined = true});
+  // Bounded channels: post at 1/2/4 producers and rtt with capacity 1024, next to the
+  // unbounded `ump` rows (tools/bench_report.py puts them side by side with their ratio).
+  register_post<ump_post_impl<receive::one, bounded_capacity>>(capacity_name(bounded_capacity));
+  register_request_reply<ump_word_cap<bounded_capacity>>(
+      capacity_name(bounded_capacity),
+      {.rtt = true, .gap = false, .rtt_loaded = false, .contended = false, .pipelined = false});
   if (std::getenv("UMP_BENCH_SPIN_SWEEP") != nullptr) {
     register_spin_variant<0>();
     register_spin_variant<2>();

@@ -10,7 +10,9 @@ Google Benchmark's own suffixes (/real_time, /manual_time, /iterations:N, ...) a
 ignored. Each value is the median over repetitions (the `_median` aggregate, or the
 median of the individual runs when aggregates were not reported). Rows whose impl
 starts with "ump" are compared, as ratios, with every other row of the same workload
-and parameter, and with the floors.
+and parameter, and with the floors. Rows `ump_cap<N>` (a bounded channel, capacity N) are
+also set next to the unbounded `ump` row of the same workload and parameter, with their
+ratio and cost (section "Bounded channels").
 
 If the output file exists and contains the markers
     <!-- bench_report:begin -->  ...  <!-- bench_report:end -->
@@ -58,6 +60,11 @@ TARGETS = [
     dict(name="post: at least moodycamel at each producer count",
          rows=("post", "ump", "*"), metric="items_per_second", rule=">=",
          ref=("post", "moodycamel", "="), factor=1.0),
+    dict(name="bounded (capacity N) post: at most 10 % more time per message than unbounded",
+         rows=("post", "ump_cap*", "*"), metric="items_per_second", rule=">=",
+         ref=("post", "ump", "="), factor=1 / 1.1),
+    dict(name="bounded (capacity N) rtt: at most 10 % slower than unbounded",
+         rows=("rtt", "ump_cap*", ""), metric="time_ns", rule="<=", ref=("rtt", "ump", ""), factor=1.1),
     dict(name="pipelined: at most 200 ns per request",
          rows=("pipelined", "ump", ""), metric="time_ns", rule="<=", bound=200.0),
     dict(name="coroutines on one thread: at most 100 ns per round trip",
@@ -454,6 +461,61 @@ def gap_summary(rows):
         "has parked).", "", md_table(header, body), ""])
 
 
+# Bounded channels: rows `ump_cap<N>` are the `ump` rows' workloads on a channel with
+# channel_options::capacity = N; bounded_summary() sets each next to its unbounded row.
+CAP_IMPL = re.compile(r"ump_cap(\d+)")
+BOUNDED_COST_LIMIT = 0.10
+
+
+def bounded_summary(rows):
+    """Each ump_cap<N> row next to the unbounded `ump` row of the same workload and params:
+    both values, their ratio (capacity ÷ unbounded) and the cost as extra time per message
+    or round trip."""
+    caps = sorted({k for k in rows if CAP_IMPL.fullmatch(k[1])},
+                  key=lambda k: (WORKLOAD_ORDER.index(k[0]) if k[0] in WORKLOAD_ORDER else len(WORKLOAD_ORDER),
+                                 k[0], int(CAP_IMPL.fullmatch(k[1]).group(1)), param_sort_key(k[2])))
+    body = []
+    for w, i, p in caps:
+        base = rows.get((w, "ump", p))
+        if base is None:
+            continue
+        metrics = WORKLOADS.get(w, {}).get("metrics") or [("time_ns", "time", "lower")]
+        for m, title, hint in metrics:
+            if m == "allocs_per_req" or m not in base or m not in rows[(w, i, p)]:
+                continue
+            uv, cv = base[m], rows[(w, i, p)][m]
+            ratio = cv / uv if uv else float("nan")
+            direction = better(m, hint)
+            # Cost as extra time: a rate's time per item is its inverse.
+            if direction == "higher":
+                cost = uv / cv - 1 if cv else float("nan")
+            elif direction == "lower":
+                cost = ratio - 1
+            else:
+                cost = float("nan")
+            if math.isnan(cost):
+                cost_text, verdict = "—", "—"
+            else:
+                cost_text = f"{cost * 100:+.1f} %"
+                verdict = "met" if cost <= BOUNDED_COST_LIMIT else "**missed**"
+            body.append([f"`{w}`" + (f" {p}" if p else ""), title, fmt_value(m, uv), f"`{i}`",
+                         fmt_value(m, cv), fmt_ratio(ratio), cost_text, verdict])
+    if not body:
+        return ""
+    return "\n".join([
+        "### Bounded channels: capacity N against unbounded",
+        "",
+        "Rows `ump_cap<N>` run the `ump` workload of the same name on a channel with "
+        "`channel_options::capacity = N`; `ump` is the same channel unbounded, in the same run. "
+        "Ratio: capacity ÷ unbounded of the metric. Cost: the extra time per message (post: "
+        "unbounded rate ÷ bounded rate − 1) or per round trip (rtt: bounded ÷ unbounded − 1); "
+        f"target ≤ {BOUNDED_COST_LIMIT * 100:.0f} %.",
+        "",
+        md_table(["workload", "metric", "unbounded `ump`", "bounded row", "bounded", "bounded ÷ unbounded",
+                  "cost", f"≤ {BOUNDED_COST_LIMIT * 100:.0f} %"], body),
+        ""])
+
+
 def evaluate_targets(rows):
     """Returns a list of (target name, row label, value, bound, status)."""
     results = []
@@ -611,6 +673,9 @@ def main():
         if w == "contended" and png:
             rel = os.path.relpath(png, os.path.dirname(os.path.abspath(args.out)))
             parts += [f"![latency and throughput vs clients]({rel})", ""]
+    bounded = bounded_summary(rows)
+    if bounded:
+        parts.append(bounded)
     if errors:
         parts += ["### Failed benchmarks", ""] + [f"- `{n}`: {m}" for n, m in sorted(errors.items())] + [""]
     generated = "\n".join(parts).rstrip() + "\n"
@@ -620,6 +685,8 @@ def main():
         summary = gap_summary(rows)
         if summary:
             print(summary)
+        if bounded:
+            print(bounded)
     if args.no_write:
         return
     block = f"{BEGIN_MARK}\n<!-- generated by tools/bench_report.py; edits inside are overwritten -->\n\n" \
