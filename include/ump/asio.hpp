@@ -27,6 +27,9 @@
 //     its message destroyed); otherwise it is abandoned (the server's reply() returns
 //     origin_disappeared). Honoured types: terminal and partial ("total" cancellation
 //     promises no side effects, which a request the server already took cannot keep).
+//     On a full bounded channel async_req first waits for room without blocking (it is sent
+//     by the thread that makes room); cancelled then, it completes with errc::cancelled and
+//     nothing was sent. A cancellation that finds room already granted has no effect.
 //   * async_wait withdraws the server's waiter and completes with errc::cancelled; nothing
 //     was taken and nothing is lost, the next wait gets the next message. Honoured types:
 //     terminal, partial and total.

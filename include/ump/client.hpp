@@ -14,7 +14,11 @@
 //
 // Threads and coroutines: req() blocks the calling thread (spin, then park); areq() and
 // co_await on a wait_reply suspend the coroutine and never block. Any mix works on one
-// channel. Memory ordering: writes made before sending are visible to the server once it
+// channel. On a bounded channel (channel_options::capacity), a full channel makes req() and
+// req_async() wait for room first (FIFO among waiting senders) and areq() suspend;
+// try_req_async() returns errc::full instead. A request can be cancelled
+// (wait_reply::cancel(), or a std::stop_token given to req/areq): withdrawn if the server
+// has not taken it, else abandoned. Memory ordering: writes made before sending are visible to the server once it
 // has received the message; the server's writes before replying are visible once the reply
 // is returned.
 #pragma once

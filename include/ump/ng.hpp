@@ -1,9 +1,12 @@
 // ump/ng.hpp — the "next generation" flavour: requests plus one-way posts on one channel.
 //
 // ng::channel<P, S, R, E>() makes a server and a client. Besides everything an ump client
-// does (req, req_async, areq, weak), an ng client can post(P): a one-way message that needs
-// no reply and never blocks. ng::post_client can only post. The server's wait() returns an
-// ng::message: either a post P, or a request (S and its reply_context).
+// does (req, req_async, try_req_async, areq, weak), an ng client can post(P): a one-way
+// message that needs no reply and never blocks on an unbounded channel. On a bounded one
+// (channel_options::capacity) post() waits for room; try_post, post_for / post_until and
+// co_await apost give up, time out or suspend instead (see post_front below).
+// ng::post_client can only post. The server's wait() returns an ng::message: either a post
+// P, or a request (S and its reply_context).
 //
 // Cost: a post of a trivially copyable P of at most 8 bytes (integers, enums, pointers,
 // pairs of 32-bit values) is copied into the queue's slot itself; no node is taken from the

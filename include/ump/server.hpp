@@ -51,6 +51,12 @@ struct request {
 //                       suspends until a request arrives (or clients disappear), then
 //                       resumes via `sched` (default: inline on the sending thread, see
 //                       ump/scheduler.hpp).
+//   co_await async_wait(stop_token, sched = {})
+//                       as async_wait(sched), and errc::cancelled once stop is requested:
+//                       a suspended coroutine resumes (via `sched`, on the stopping thread);
+//                       a stop already requested returns at once. Nothing is taken.
+// Withdrawn requests (wait_reply::cancel, a stop on req(s, token)) are passed over: no
+// receiving call ever returns one.
 //   wait_many(out, max), try_wait_many(out, max), co_await async_wait_many(out, max, sched = {})
 //                       batch receive: the first message as wait() / try_wait() /
 //                       async_wait() take it, then whatever is already queued, up to `max`

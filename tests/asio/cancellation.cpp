@@ -328,3 +328,47 @@ TEST_CASE("last_client_gone_completes_a_pending_async_wait") {
 }
 
 }  // namespace
+
+TEST_CASE("async_req_on_a_full_channel_waits_for_room_and_a_cancellation_leaves_it_unsent") {
+  lifetime_check guard;
+  ump::channel_options opts;
+  opts.capacity = 1;
+  auto [srv, cli] = ump::channel<tracked, tracked>(opts);
+  auto first = cli.req_async(tracked(1));
+  asio::io_context ioc;
+  asio::cancellation_signal sig;
+  std::optional<tracked_result> cancelled;
+  start_req(cli, 2, ioc, sig, cancelled);  // the channel is full: it waits for room
+  ioc.poll();
+  CHECK_FALSE(cancelled.has_value());
+  sig.emit(asio::cancellation_type::terminal);
+  ioc.run();
+  REQUIRE(cancelled.has_value());
+  REQUIRE_FALSE(*cancelled);
+  CHECK(cancelled->error() == errc::cancelled);
+  // Waiting for room again, this time not cancelled: taking the first request makes room,
+  // and the grant sends it.
+  std::optional<tracked_result> replied;
+  ioc.restart();
+  start_req(cli, 3, ioc, sig, replied);
+  ioc.poll();
+  CHECK_FALSE(replied.has_value());
+  auto a = srv.try_wait();
+  REQUIRE(a);
+  REQUIRE(a->has_value());
+  CHECK((*a)->msg.value() == 1);
+  (*a)->ctx.reply(tracked(10));
+  auto b = srv.try_wait();  // the request that waited for room; never the cancelled one
+  REQUIRE(b);
+  REQUIRE(b->has_value());
+  CHECK((*b)->msg.value() == 3);
+  (*b)->ctx.reply(tracked(30));
+  ioc.run();
+  REQUIRE(replied.has_value());
+  REQUIRE(*replied);
+  CHECK((*replied)->value() == 30);
+  CHECK(first.wait()->value() == 10);
+  auto none = srv.try_wait();
+  REQUIRE(none);
+  CHECK_FALSE(none->has_value());
+}
