@@ -300,32 +300,67 @@ TEST_CASE("apost_waiting_for_room_is_released_by_server_death_and_by_stop") {
 }
 
 TEST_CASE("bounded_channel_never_holds_more_than_its_capacity") {
-  // Four threads post as fast as they can into a channel of capacity 4; the server checks
-  // at every step that no more than 4 messages are queued (not yet taken), and that each
-  // thread's posts arrive in its own order.
-  constexpr std::uint32_t cap = 4;
-  const int per_thread = ump_test::scaled(20000);
-  auto [srv, cli] = ump::ng::channel<std::uint64_t, int, int>(bounded(cap));
-  std::vector<std::thread> threads;
-  for (std::uint64_t t = 0; t < 4; ++t) {
-    threads.emplace_back([c = cli, t, per_thread]() mutable {
-      for (std::uint64_t i = 0; i < static_cast<std::uint64_t>(per_thread); ++i) REQUIRE(c.post((t << 32) | i));
-    });
+  // Four threads post as fast as they can into a bounded channel; the server checks at every
+  // step that no more than the capacity is queued (not yet taken), and that each thread's
+  // posts arrive in its own order. Capacity 4 lets waiting senders in one slot at a time,
+  // 64 sixteen at a time (a quarter of the capacity).
+  for (const std::uint32_t cap : {4u, 64u}) {
+    CAPTURE(cap);
+    const int per_thread = ump_test::scaled(20000);
+    auto [srv, cli] = ump::ng::channel<std::uint64_t, int, int>(bounded(cap));
+    std::vector<std::thread> threads;
+    for (std::uint64_t t = 0; t < 4; ++t) {
+      threads.emplace_back([c = cli, t, per_thread]() mutable {
+        for (std::uint64_t i = 0; i < static_cast<std::uint64_t>(per_thread); ++i) REQUIRE(c.post((t << 32) | i));
+      });
+    }
+    { auto mine = std::move(cli); }
+    std::uint64_t next[4] = {0, 0, 0, 0};
+    std::size_t most = 0;
+    long n = 0;
+    while (auto m = srv.wait()) {
+      most = std::max<std::size_t>(most, srv.queued());  // the message in hand is taken: not counted
+      const std::uint64_t v = m->post();
+      const auto t = static_cast<std::size_t>(v >> 32);
+      CHECK(v - (t << 32) == next[t]);
+      ++next[t];
+      ++n;
+    }
+    for (auto& t : threads) t.join();
+    CHECK(n == 4L * per_thread);
+    CHECK(most <= cap);
+    MESSAGE("capacity " << cap << ": most messages queued at once: " << most);
   }
-  { auto mine = std::move(cli); }
-  std::uint64_t next[4] = {0, 0, 0, 0};
-  std::size_t most = 0;
-  long n = 0;
-  while (auto m = srv.wait()) {
-    most = std::max<std::size_t>(most, srv.queued());  // the message in hand is taken: not counted
-    const std::uint64_t v = m->post();
-    const auto t = static_cast<std::size_t>(v >> 32);
-    CHECK(v - (t << 32) == next[t]);
-    ++next[t];
-    ++n;
-  }
-  for (auto& t : threads) t.join();
-  CHECK(n == 4L * per_thread);
-  CHECK(most <= cap);
-  MESSAGE("most messages queued at once: " << most);
+}
+
+TEST_CASE("moved_awaiters_on_a_full_channel_are_inert") {
+  // An awaiter that waits for room may be moved before it is awaited; the moved-from one
+  // owns nothing (destroying it must not touch the room list or the message), and one never
+  // awaited is destroyed unsent.
+  auto [srv, cli] = ump::ng::channel<std::string, int, int>(bounded(1));
+  CHECK(cli.post(std::string("0")));
+  std::optional<ump::result<void>> posted;
+  auto poster = [](ng_client& c, std::optional<ump::result<void>>& out) -> ump_test::eager_coroutine {
+    auto a = c.apost(std::string("1"));
+    auto b = std::move(a);
+    auto r = c.areq(5);
+    auto r2 = std::move(r);
+    out.emplace(co_await std::move(b));
+    (void)r2;
+  };
+  auto p = poster(cli, posted);
+  CHECK_FALSE(p.done());
+  auto m0 = srv.try_wait();
+  REQUIRE(m0);
+  REQUIRE(m0->has_value());
+  CHECK(p.done());
+  REQUIRE(posted.has_value());
+  CHECK(posted->has_value());
+  auto m1 = srv.try_wait();
+  REQUIRE(m1);
+  REQUIRE(m1->has_value());
+  CHECK((*m1)->post() == "1");
+  auto none = srv.try_wait();
+  REQUIRE(none);
+  CHECK_FALSE(none->has_value());
 }

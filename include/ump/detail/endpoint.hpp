@@ -289,10 +289,16 @@ class room_awaiter_base {
   room_awaiter_base(room_awaiter_base&& o) noexcept
       : client_(std::move(o.client_)), sched_(std::move(o.sched_)), stop_(std::move(o.stop_)) {
     UMP_ASSERT(!o.on_stop_.has_value(), "an awaiter is not moved while suspended");
+    o.client_.reset();  // the moved-from one has no wait to end
   }
-  ~room_awaiter_base() {
-    on_stop_.reset();  // first: a stop callback running elsewhere finishes
-    // If the coroutine was destroyed while it waited for room: leave the room list.
+  ~room_awaiter_base() { leave(); }
+
+  // Ends what the awaiter may still have going: a stop callback (it finishes first if it is
+  // running elsewhere), and, if the coroutine is destroyed while it waits for room, its
+  // place in the room list. Derived destructors call it before their members (the message)
+  // go. Idempotent.
+  void leave() noexcept {
+    on_stop_.reset();
     if (client_.has_value()) (void)client_->state()->cancel_room_waiter(w_);
   }
 
@@ -414,7 +420,11 @@ class [[nodiscard]] request_awaiter
     msg_.emplace(std::move(m));
   }
   request_awaiter(request_awaiter&& o) noexcept
-      : base(std::move(o)), reply_(std::move(o.reply_)), msg_(std::move(o.msg_)) {}
+      : base(std::move(o)), reply_(std::move(o.reply_)), msg_(std::move(o.msg_)) {
+    o.reply_.reset();
+    o.msg_.reset();
+  }
+  ~request_awaiter() { this->leave(); }
 
   bool await_ready() const noexcept { return reply_.has_value() && reply_->await_ready(); }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
@@ -485,7 +495,10 @@ class [[nodiscard]] post_awaiter
       : base(std::move(c), std::move(sched), std::move(stop)) {
     msg_.emplace(std::move(p));
   }
-  post_awaiter(post_awaiter&& o) noexcept : base(std::move(o)), done_(std::move(o.done_)), msg_(std::move(o.msg_)) {}
+  post_awaiter(post_awaiter&& o) noexcept : base(std::move(o)), done_(std::move(o.done_)), msg_(std::move(o.msg_)) {
+    o.msg_.reset();
+  }
+  ~post_awaiter() { this->leave(); }
 
   bool await_ready() const noexcept { return !msg_.has_value(); }
   bool await_suspend(std::coroutine_handle<> h) noexcept { return this->suspend_for_room(h); }
