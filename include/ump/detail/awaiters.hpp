@@ -113,11 +113,14 @@ class [[nodiscard]] reply_awaiter {
 // releasing the send lock; by then another sender may have woken the server, which took both
 // messages and registered again. The late waker then claims a registration made after its
 // message was taken. So a wake-up is checked where it lands: the claim gives the waker sole
-// use of the suspended server, and wake() looks for news (a message announced and not yet
-// taken, or the clients gone). Only then is the coroutine scheduled, and it takes the
-// message itself when it resumes; otherwise the waiter is registered again and stays
-// suspended. A coroutine therefore never resumes with nothing to take, and a message is
-// taken only by the coroutine that handles it.
+// use of the suspended server, and wake() takes the next message (or finds the clients
+// gone) right there, on the waking thread. Only then is the coroutine scheduled, with the
+// message in hand; if there is nothing to take (the news was stale, or every announced
+// request was withdrawn by its requester meanwhile), the waiter is registered again and
+// stays suspended. A coroutine therefore never resumes with nothing to take. If it is
+// destroyed after it was scheduled but before it resumed, the message it was handed is
+// released as the server's destruction would release it: a post destroyed, a request
+// answered no_reply.
 template <class Server, class Sched>
 class [[nodiscard]] server_awaiter {
  public:
@@ -139,6 +142,8 @@ class [[nodiscard]] server_awaiter {
     // The coroutine was destroyed while parked here: withdraw the waiter if no sender has
     // claimed it yet (if one has, its resumption is already under way).
     if (registered_) (void)s_->core().state()->unregister_server_waiter();
+    // Destroyed after a message was taken for it, before it resumed: release the message.
+    if (status_ == poll_status::got) s_->core().discard(env_);
   }
 
   bool await_ready() noexcept {
@@ -170,13 +175,14 @@ class [[nodiscard]] server_awaiter {
     }
     if (status_ == poll_status::empty && (stopped_ || stop_.stop_requested())) status_ = poll_status::stopped;
     if (status_ == poll_status::empty) status_ = s_->core().try_take(env_);
-    if (status_ == poll_status::stopped) return result_type(typename result_type::error_type(errc::cancelled));
-    if (status_ == poll_status::empty) {
+    const poll_status got = std::exchange(status_, poll_status::empty);  // handed over now
+    if (got == poll_status::stopped) return result_type(typename result_type::error_type(errc::cancelled));
+    if (got == poll_status::empty) {
       // Only a withdrawal that lost the race to a claimed wake-up delivers nothing.
       UMP_CHECK(withdrew_, "a server awaiter resumes only when there is news");
       return result_type(typename result_type::error_type(errc::cancelled));
     }
-    if (status_ == poll_status::no_clients) return result_type(s_->clients_gone());
+    if (got == poll_status::no_clients) return result_type(s_->clients_gone());
     return s_->convert(env_);
   }
 
@@ -212,15 +218,22 @@ class [[nodiscard]] server_awaiter {
     sched_.schedule(h_);  // may resume (and destroy) *this: nothing after this line
   }
   // The caller holds the server exclusively: the coroutine before it suspends, or a waker
-  // that claimed the registration. Returns true if there is news (deliver: the coroutine
-  // takes it when it resumes) or a withdrawal to deliver, false once the waiter is
+  // that claimed the registration. Returns true if there is news (a message taken into
+  // env_, or the clients gone: deliver) or a withdrawal to deliver, false once the waiter is
   // registered (stay suspended until the next claim; from then on *this may be resumed and
   // destroyed by another waker at any moment, so nothing here touches it after that).
   bool news_or_register() noexcept {
     auto* st = s_->core().state();
     for (;;) {
       const std::uint32_t c = st->load_ctl();
-      if ((c & state_base::withdrawing) != 0 || st->has_news(c)) return true;
+      if ((c & state_base::withdrawing) != 0) return true;
+      if (st->has_news(c)) {
+        // Take it here, so that the coroutine never resumes with nothing: the news may be
+        // only withdrawn requests, which try_take passes over.
+        status_ = s_->core().try_take(env_);
+        if (status_ != poll_status::empty) return true;
+        continue;
+      }
       if (st->register_server_waiter({&wake, this}, c)) return false;
     }
   }

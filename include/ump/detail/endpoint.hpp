@@ -601,6 +601,20 @@ class server_core {
 
   void recycle(node_type* n) noexcept { st_->recycle(n); }
 
+  // Releases a message taken but never handed to the user (a server coroutine destroyed
+  // after a message was taken for it): as close() would, except that a request, which the
+  // server did take, is answered no_reply. Never throws.
+  void discard(envelope& e) noexcept {
+    if (e.node == nullptr) return;  // an inline post: trivially destructible
+    node_type* n = node_of(e);
+    n->msg_.destroy();
+    if (n->is_post_) {
+      recycle(n);
+      return;
+    }
+    (void)complete(*st_, *n, error<E>(errc::no_reply));  // error<E>(errc) cannot throw
+  }
+
  private:
   void close() noexcept {
     if (st_ == nullptr) return;
