@@ -43,8 +43,9 @@
 // needs the server until completion, and one wait per server at a time (as for the server's
 // other waits). The executor's execution context must outlive pending operations. If it is
 // destroyed with a completion still queued, the handler is destroyed uninvoked and the
-// outcome is released: a reply is destroyed, a request already taken from the queue is
-// answered no_reply (its context is destroyed), one not yet taken stays queued.
+// outcome is released: a reply is destroyed; the message async_wait took for it (on the
+// waking thread, before posting the completion) is released, a request answered no_reply
+// (its context is destroyed), a post destroyed.
 //
 // Exceptions: initiation throws what sending throws (allocation, a throwing move of the
 // message); then nothing was sent and the handler is destroyed. An exception thrown while

@@ -657,3 +657,55 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
 }
 
 }  // namespace
+
+// --- a coroutine server woken for requests that are then withdrawn ----------------------------
+
+TEST_CASE_TEMPLATE("server_woken_for_a_request_takes_it_before_a_cancel_can_withdraw_it", F, UMP_FLAVOURS) {
+  // The send wakes the suspended server coroutine, whose resumption is deferred. The message
+  // is taken on the waking thread, so a cancel() that comes before the coroutine runs finds
+  // it taken (false): the coroutine still resumes with it, never with nothing.
+  lifetime_check guard;
+  auto [srv, cli] = F::make();
+  handoff h;
+  std::optional<std::uint64_t> got;
+  auto co = [](typename F::server& s, handoff* h, std::optional<std::uint64_t>* got) -> ump_test::eager_coroutine {
+    auto r = co_await s.async_wait(handoff_scheduler{h});
+    REQUIRE(r);
+    auto& req = F::req(*r);
+    got->emplace(req.msg.value());
+    CHECK(req.ctx.reply(tracked(9)).error() == errc::origin_disappeared);
+  }(srv, &h, &got);
+  auto w = cli.req_async(tracked(4));
+  // ORDERING: acquire, pairs with handoff_scheduler's release store.
+  void* a = h.slot.exchange(nullptr, std::memory_order_acquire);
+  REQUIRE(a != nullptr);    // woken and handed to the scheduler
+  CHECK_FALSE(w.cancel());  // already taken for the coroutine: abandoned, not withdrawn
+  std::coroutine_handle<>::from_address(a).resume();
+  CHECK(co.done());
+  REQUIRE(got.has_value());
+  CHECK(*got == 4);
+}
+
+TEST_CASE_TEMPLATE("server_coroutine_destroyed_after_its_wake_releases_the_message_taken_for_it", F, UMP_FLAVOURS) {
+  // Woken (the request taken for it) and handed to a scheduler that never runs it: the
+  // coroutine is destroyed instead. The request is answered no_reply; nothing leaks.
+  lifetime_check guard;
+  auto [srv, cli] = F::make();
+  handoff h;
+  std::optional<ump::result<tracked>> seen;
+  {
+    auto co = [](typename F::server& s, handoff* h) -> ump_test::eager_coroutine {
+      auto r = co_await s.async_wait(handoff_scheduler{h});
+      FAIL("the coroutine is never resumed");
+      (void)r;
+    }(srv, &h);
+    auto w = cli.req_async(tracked(6));
+    // ORDERING: acquire, pairs with handoff_scheduler's release store.
+    REQUIRE(h.slot.exchange(nullptr, std::memory_order_acquire) != nullptr);
+    co.reset();  // destroyed while its resumption sits with the scheduler
+    seen.emplace(w.wait());
+  }
+  REQUIRE(seen.has_value());
+  CHECK(failure(*seen) == errc::no_reply);
+  CHECK(nothing_delivered(srv));
+}
