@@ -202,15 +202,20 @@ std::size_t state_base::grant_locked(async_waiter* out, std::size_t max) noexcep
   return n;
 }
 
-void state_base::grant_room() noexcept {
+bool state_base::grant_room(bool if_free) noexcept {
   constexpr std::size_t chunk = 8;
   async_waiter ready[chunk];
   for (;;) {
-    send_lock_.lock();
+    if (if_free) {
+      if (!send_lock_.try_lock()) return false;
+      if_free = false;  // a second round (more than `chunk` coroutines) waits for the lock
+    } else {
+      send_lock_.lock();
+    }
     const std::size_t n = grant_locked(ready, chunk);
     send_lock_.unlock();
     for (std::size_t i = 0; i < n; ++i) ready[i]();
-    if (n < chunk) return;
+    if (n < chunk) return true;
   }
 }
 

@@ -30,6 +30,12 @@ class spin_lock {
       }
     }
   }
+  // Takes the lock only if it is free now. Never waits.
+  bool try_lock() noexcept {
+    // ORDERING: relaxed look first (no line steal when it is held); the acquire exchange
+    // takes it, as in lock().
+    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
+  }
   // ORDERING: release, pairs with lock()'s acquire exchange.
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 

@@ -242,8 +242,9 @@ class state_base {
     return n;
   }
   // Any thread, lock not held: hands the room that is free to the waiters at the head of the
-  // room list, waking threads and calling coroutines' on_grant.
-  void grant_room() noexcept;
+  // room list, waking threads and calling coroutines' on_grant. With `if_free`, gives up
+  // (returns false) if the send lock is held by someone else right now.
+  bool grant_room(bool if_free = false) noexcept;
 
   // --- receiving (server side) ---------------------------------------------------------------
   // Non-blocking: a node if one was announced, else empty or no_clients. Server thread.
@@ -427,11 +428,11 @@ class state_base {
     // ORDERING: relaxed (load: only the server writes freed_); relaxed store: a count that
     // senders read as a hint, ordered with their waits by room_flag_ (see room_check).
     freed_.store(freed_.load(std::memory_order_relaxed) + freed_one, std::memory_order_relaxed);
-    // ORDERING: relaxed; a hint, re-checked with an RMW in room_check().
-    if (room_flag_.load(std::memory_order_relaxed) != 0 && ++frees_since_grant_ >= grant_chunk()) {
-      frees_since_grant_ = 0;
-      grant_room();
-    }
+    // ORDERING: relaxed; a hint, re-checked with an RMW in room_check(). A grant that finds
+    // the send lock busy is retried at the next message (the count stays due).
+    if (room_flag_.load(std::memory_order_relaxed) == 0) return;
+    if (frees_since_grant_ < 255) ++frees_since_grant_;
+    if (frees_since_grant_ >= grant_chunk() && grant_room(true)) frees_since_grant_ = 0;
   }
   // Server side, bounded channels: the sure check of room_flag_, at each batch refill (idle
   // false) and when the queue is found empty (idle true: grant whatever room there is).
@@ -440,12 +441,13 @@ class state_base {
     // "capacity" above); release carries the freed_ stores before it.
     if (room_flag_.fetch_add(0, std::memory_order_acq_rel) == 0) return;
     if (!idle && frees_since_grant_ < grant_chunk()) return;
-    frees_since_grant_ = 0;
-    grant_room();
+    // Busy senders may hold the send lock: the server does not wait for it unless it is
+    // about to idle (then it must grant: nothing else will).
+    if (grant_room(!idle)) frees_since_grant_ = 0;
   }
   [[nodiscard]] std::uint32_t grant_chunk() const noexcept {
     const std::uint32_t quarter = server_capacity_ / 4;
-    return quarter == 0 ? 1 : (quarter < 32 ? quarter : 32);
+    return quarter == 0 ? 1 : (quarter < 128 ? quarter : 128);  // frees_since_grant_ counts to 255
   }
   [[nodiscard]] bool room_left() const noexcept { return (sent_ - known_freed_) / freed_one + reserved_ < capacity_; }
   void refresh_freed() noexcept {
