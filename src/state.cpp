@@ -142,7 +142,7 @@ bool state_base::add_room_waiter_locked(room_waiter& w) noexcept {
     // ORDERING: acq_rel, ordered with room_check()'s RMW (see state.hpp, "capacity").
     room_flag_.exchange(1, std::memory_order_acq_rel);
     refresh_freed();
-    if (room_left()) {
+    if (room_left(chunk_of(capacity_))) {
       // The server freed room meanwhile: granted at once, nothing linked.
       // ORDERING: relaxed; the list is empty, the server needs no wake-up.
       room_flag_.store(0, std::memory_order_relaxed);
@@ -220,7 +220,11 @@ bool state_base::grant_room(bool if_free) noexcept {
 }
 
 std::uint32_t state_base::await_room(room_waiter& w, deadline dl) noexcept {
-  std::uint32_t s = spin_while_equal(w.status, room_waiter::waiting, opts_, dl);
+  // A room wait lasts while the server drains a grant's worth of messages: the waiter yields
+  // its core while it spins, so that on a crowded machine the server it waits for can run.
+  wait_options spin = opts_;
+  spin.spin_before_yield = std::chrono::nanoseconds(0);
+  std::uint32_t s = spin_while_equal(w.status, room_waiter::waiting, spin, dl);
   if (s == room_waiter::waiting) {
     // Transition waiting → parked, so that a settler knows to wake us.
     // ORDERING: acq_rel, ordered with settle()'s exchange; acquire on failure (settled).

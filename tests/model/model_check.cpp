@@ -839,6 +839,42 @@ struct room_base {
 struct room_wait_vs_take : scenario<room_wait_vs_take, 2>, room_base<false> {};
 struct room_wait_vs_close : scenario<room_wait_vs_close, 2>, room_base<true> {};
 
+// --- a sender let in a chunk at a time ------------------------------------------------------
+// Capacity 8 lets waiting senders in two slots at a time (a quarter of the capacity). The
+// channel holds 8 posts; the sender thread posts 2 more, each finding the channel full and
+// waiting for its grant; the server thread takes all 10, in order. A waiter stranded by the
+// chunk rule (room free, but less than a chunk, and the server idle) would be a deadlock.
+struct room_chunk_vs_take : scenario<room_chunk_vs_take, 2> {
+  std::optional<ump::ng::server<int, int, int>> srv;
+  std::optional<ump::ng::client<int, int, int>> cli;
+  int posted = 0;
+
+  void setup() {
+    ump::channel_options o = parking();
+    o.capacity = 8;
+    auto [s, c] = ump::ng::channel<int, int, int>(o);
+    srv.emplace(std::move(s));
+    cli.emplace(std::move(c));
+    for (int k = 1; k <= 8; ++k) RL_ASSERT(cli->post(k));
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      for (int k = 9; k <= 10; ++k) posted += cli->post(k) ? 1 : 0;
+      return;
+    }
+    for (int want = 1; want <= 10; ++want) {
+      auto m = srv->wait();
+      RL_ASSERT(m.has_value());
+      RL_ASSERT(m->is_post() && m->post() == want);
+    }
+  }
+  void finish() {
+    RL_ASSERT(posted == 2);
+    cli.reset();
+    srv.reset();
+  }
+};
+
 // --- driver ---------------------------------------------------------------------------------
 struct entry {
   const char* name;
@@ -893,6 +929,8 @@ const entry scenarios[] = {
     {"room_wait_vs_take", false, randomised, 300000, &run_one<room_wait_vs_take>},
     {"room_wait_vs_close", false, bounded, 0, &run_one<room_wait_vs_close>, 2},
     {"room_wait_vs_close", false, randomised, 300000, &run_one<room_wait_vs_close>},
+    {"room_chunk_vs_take", false, bounded, 0, &run_one<room_chunk_vs_take>},
+    {"room_chunk_vs_take", false, randomised, 100000, &run_one<room_chunk_vs_take>},
     {"negative_lost_wake", true, randomised, 10000, &run_one<negative_lost_wake>},
     {"negative_stop_without_interrupt", true, randomised, 10000, &run_one<negative_stop_without_interrupt>},
 };

@@ -106,7 +106,7 @@ class client_core {
     UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
     st_->lock_send();
     bool reserved = false;
-    if (!st_->has_room_locked()) {
+    if (!st_->has_room_locked(!rp.wait)) {
       st_->unlock_send();
       const errc e = wait_for_room(rp);
       if (e != errc{}) return {nullptr, false, e};
@@ -187,7 +187,7 @@ class client_core {
     UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
     st_->lock_send();
     bool reserved = false;
-    if (!st_->has_room_locked()) {
+    if (!st_->has_room_locked(!rp.wait)) {
       st_->unlock_send();
       const errc e = wait_for_room(rp);
       if (e != errc{}) return error<E>(e);

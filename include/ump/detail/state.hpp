@@ -212,13 +212,18 @@ class state_base {
   // kept: newcomers queue behind it).
   static constexpr std::uint32_t freed_one = 2;
 
-  // Send lock held: true if a sender may send now (nobody waiting ahead, and room left).
-  [[nodiscard]] bool has_room_locked() noexcept {
+  // Send lock held: true if a sender may send now: nobody waiting ahead, and room left. A
+  // sender that may wait (`exact` false) and finds the channel full by its cached count
+  // goes ahead only if a whole grant's worth of room is free (grant_chunk), else it waits
+  // to be let in with that much: a channel kept full then costs each sender one wait per
+  // chunk instead of one fresh read of the server's count per message. try_ sends (`exact`)
+  // take any room there is.
+  [[nodiscard]] bool has_room_locked(bool exact = false) noexcept {
     if (capacity_ == 0) return true;
     if (room_head_ != nullptr) return false;
     if (room_left()) return true;
     refresh_freed();
-    return room_left();
+    return exact ? room_left() : room_left(chunk_of(capacity_));
   }
   // Send lock held: the caller was granted room (room_waiter::granted) and now uses it.
   void take_reservation_locked() noexcept { --reserved_; }
@@ -445,11 +450,16 @@ class state_base {
     // about to idle (then it must grant: nothing else will).
     if (grant_room(!idle)) frees_since_grant_ = 0;
   }
-  [[nodiscard]] std::uint32_t grant_chunk() const noexcept {
-    const std::uint32_t quarter = server_capacity_ / 4;
-    return quarter == 0 ? 1 : (quarter < 128 ? quarter : 128);  // frees_since_grant_ counts to 255
+  [[nodiscard]] std::uint32_t grant_chunk() const noexcept { return chunk_of(server_capacity_); }
+  // A quarter of the capacity, at least 1, at most 128 (frees_since_grant_ counts to 255).
+  static std::uint32_t chunk_of(std::uint32_t capacity) noexcept {
+    const std::uint32_t quarter = capacity / 4;
+    return quarter == 0 ? 1 : (quarter < 128 ? quarter : 128);
   }
-  [[nodiscard]] bool room_left() const noexcept { return (sent_ - known_freed_) / freed_one + reserved_ < capacity_; }
+  // Send lock held: at least `n` messages' room is free, as far as known_freed_ tells.
+  [[nodiscard]] bool room_left(std::uint32_t n = 1) const noexcept {
+    return (sent_ - known_freed_) / freed_one + reserved_ + n <= capacity_;
+  }
   void refresh_freed() noexcept {
     // ORDERING: relaxed; a count only (stale is conservative: less room). Messages travel
     // through the queue, and a waiter that finds no room orders itself with the server
