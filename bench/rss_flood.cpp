@@ -1,6 +1,6 @@
 // bench/rss_flood.cpp - resident memory of a flooded channel, bounded against unbounded.
 //
-//   ump_rss_flood [--capacity N] [--seconds S] [--work-us U] [--producers P]
+//   ump_rss_flood [--capacity N] [--seconds S] [--work-us U] [--post-every-us G] [--producers P]
 //                 [--interval-ms I] [--max-rss-mib M] [--min-avail-mib A]
 //
 // One slow server on a ump::ng channel busy-waits --work-us (default 10) per message it
@@ -48,6 +48,7 @@ struct options {
   std::uint32_t capacity = 0;
   double seconds = 60;
   std::int64_t work_us = 10;
+  double post_every_us = 0;  // 0: post as fast as possible; else one post per this many µs
   int producers = 1;
   std::int64_t interval_ms = 500;
   std::int64_t max_rss_mib = 4096;
@@ -57,7 +58,7 @@ struct options {
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--capacity N (0 = unbounded)] [--seconds S] [--work-us U] [--producers P]\n"
-               "          [--interval-ms I] [--max-rss-mib M] [--min-avail-mib A]\n",
+               "          [--post-every-us G] [--interval-ms I] [--max-rss-mib M] [--min-avail-mib A]\n",
                argv0);
   std::exit(2);
 }
@@ -77,6 +78,8 @@ options parse(int argc, char** argv) {
       o.seconds = x;
     } else if (a == "--work-us") {
       o.work_us = static_cast<std::int64_t>(x);
+    } else if (a == "--post-every-us") {
+      o.post_every_us = x;
     } else if (a == "--producers") {
       o.producers = std::max(1, static_cast<int>(x));
     } else if (a == "--interval-ms") {
@@ -154,8 +157,15 @@ int main(int argc, char** argv) {
     posters.emplace_back([&, i, p = client->poster()]() mutable {
       std::uint64_t n = 0;
       payload msg{};
+      const auto every = std::chrono::nanoseconds(static_cast<std::int64_t>(opt.post_every_us * 1000));
+      auto next = clock_type::now();
       // ORDERING: relaxed; a stop request only.
       while (!stop_posting.load(std::memory_order_relaxed)) {
+        if (every.count() != 0) {  // paced: busy-wait to the next slot
+          next += every;
+          while (clock_type::now() < next) {
+          }
+        }
         msg[0] = n;
         if (!p.post(msg)) break;
         // ORDERING: relaxed; a counter read by the sampler, no data.
@@ -164,9 +174,11 @@ int main(int argc, char** argv) {
     });
   }
 
-  std::printf("# ump_rss_flood: capacity=%u (%s), seconds=%g, work_us=%lld, producers=%d, payload_bytes=%zu\n",
-              opt.capacity, opt.capacity == 0 ? "unbounded" : "bounded", opt.seconds,
-              static_cast<long long>(opt.work_us), opt.producers, payload_bytes);
+  std::printf(
+      "# ump_rss_flood: capacity=%u (%s), seconds=%g, work_us=%lld, post_every_us=%g, producers=%d, "
+      "payload_bytes=%zu\n",
+      opt.capacity, opt.capacity == 0 ? "unbounded" : "bounded", opt.seconds, static_cast<long long>(opt.work_us),
+      opt.post_every_us, opt.producers, payload_bytes);
   std::printf("seconds,rss_kib,queued\n");
   const auto t0 = clock_type::now();
   auto row = [&](double s, std::int64_t rss) {
