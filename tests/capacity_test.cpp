@@ -364,3 +364,51 @@ TEST_CASE("moved_awaiters_on_a_full_channel_are_inert") {
   REQUIRE(none);
   CHECK_FALSE(none->has_value());
 }
+
+TEST_CASE("senders_waiting_for_room_race_the_server_s_destruction") {
+  // Rounds of: three threads post (tracked payloads) into a channel of capacity 2 until a
+  // post fails; the server takes a round-dependent number of messages and is destroyed.
+  // Every post ends exactly once: taken by the server, destroyed in the queue by the
+  // server's destruction, or refused with server_disappeared (waiting for room, or after).
+  // Nothing leaks and nothing is destroyed twice (lifetime_check).
+  lifetime_check guard;
+  const int rounds = ump_test::scaled(300);
+  long refused_while_waiting_or_after = 0;
+  long taken_total = 0;
+  for (int round = 0; round < rounds; ++round) {
+    auto [srv, cli] = ump::ng::channel<tracked, int, int>(bounded(2));
+    std::atomic<long> ok{0};
+    std::atomic<long> refused{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+      threads.emplace_back([c = cli, &ok, &refused, t]() mutable {
+        for (std::uint64_t i = 0;; ++i) {
+          auto r = c.post(tracked((static_cast<std::uint64_t>(t) << 32) | i));
+          // ORDERING: relaxed counters, read after join.
+          if (r) {
+            ok.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            CHECK(r.error() == errc::server_disappeared);
+            refused.fetch_add(1, std::memory_order_relaxed);
+            return;
+          }
+        }
+      });
+    }
+    { auto mine = std::move(cli); }
+    long taken = 0;
+    const int take = round % 7;
+    for (int k = 0; k < take; ++k) {
+      auto m = srv.wait();
+      REQUIRE(m);
+      ++taken;
+    }
+    { auto dying = std::move(srv); }  // fails what is queued, releases every waiting sender
+    for (auto& th : threads) th.join();
+    CHECK(refused.load() == 3);  // each thread ends on exactly one refusal
+    CHECK(ok.load() >= taken);   // everything taken was posted; the rest died in the queue
+    refused_while_waiting_or_after += refused.load();
+    taken_total += taken;
+  }
+  MESSAGE("posts refused: " << refused_while_waiting_or_after << ", taken: " << taken_total);
+}
