@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/lifetime.hpp"
+#include "support/stop_race.hpp"
 #include "support/support.hpp"
 #include "ump/ng.hpp"
 #include "ump/ump.hpp"
@@ -22,26 +23,13 @@
 namespace {
 
 using ump::errc;
+using ump_test::await_value;
 using ump_test::failure;
+using ump_test::jitter;
 using ump_test::lifetime_check;
+using ump_test::pause_for;
 using ump_test::scaled;
 using ump_test::tracked;
-
-// Spins (yielding) until `flag` holds `want`. Synchronisation by state, not by time.
-template <class T>
-void await_value(const std::atomic<T>& flag, T want) {
-  // ORDERING: acquire, pairs with the release store that sets `want`.
-  while (flag.load(std::memory_order_acquire) != want) std::this_thread::yield();
-}
-
-// A busy pause of n steps: jitter that moves a race window, never synchronisation.
-void jitter(int n) {
-  // ORDERING: a compiler-only fence per step, so the loop is not optimised away.
-  for (int s = 0; s < n; ++s) std::atomic_signal_fence(std::memory_order_seq_cst);
-}
-
-// The pause for round k of a race: sweeps 0..8191 steps in a scattered order.
-int pause_for(long k) { return static_cast<int>((static_cast<unsigned long>(k) * 2654435761UL) % 8192); }
 
 // Spins until the server has a message queued (the requester's send is done).
 template <class Server>
@@ -530,99 +518,15 @@ TEST_CASE("cancel_racing_the_server_take_exactly_one_side_wins") {
 }
 
 TEST_CASE("stop_racing_the_reply_client_and_server_agree") {
-  // A server thread replies to every request at once, recording per request whether the
-  // reply was delivered or refused; a stopper thread takes each round's stop source, says so
-  // (armed = k), busy-waits a pause that sweeps 0..8191 steps (jitter, not synchronisation),
-  // and requests stop; this thread sends at once on odd rounds (the stopper is usually late)
-  // and once it sees the stopper armed on even ones (it is usually early). Every third round
-  // the stopper waits until the server has taken the request, and the server yields a few
-  // times before replying, so that some stops land after the take. Per request: the client got its value ⇔ the
-  // server's reply was delivered; the client got cancelled ⇔ the reply was refused or the server never saw it. Batches
-  // repeat, up to a bound, until each side has won at least once.
+  // The race of ump_test::stop_racing_the_reply (tests/support/stop_race.hpp), with each
+  // round's request made by a blocking req(s, token) on this thread. Per request: the client
+  // got its value ⇔ the server's reply was delivered; the client got cancelled ⇔ the reply
+  // was refused or the server never saw it. Each side must win at least once.
   lifetime_check guard;
-  const int rounds = scaled(5000);
-  constexpr int max_batches = 20;
-  enum : char { unseen = 0, delivered = 1, refused = 2 };
-  std::vector<char> server_saw(static_cast<std::size_t>(rounds) * max_batches, unseen);
-  auto ends = ump::channel<tracked, tracked>();
-  auto& srv = ends.first;
-  auto& cli = ends.second;
-  std::atomic<long> taken{-1};
-  std::thread server([&server_saw, &taken, s = std::move(srv)]() mutable {
-    while (auto r = s.wait()) {
-      const auto k = r->msg.value();
-      // ORDERING: release, pairs with the stopper's acquire spin.
-      taken.store(static_cast<long>(k), std::memory_order_release);
-      // A pause that yields 0..7 times: room for the stopper to run, even on this core.
-      if (k % 3 == 2)
-        for (std::uint64_t y = 0; y < k % 8; ++y) std::this_thread::yield();
-      server_saw[k] = r->ctx.reply(tracked(k)) ? delivered : refused;
-    }
-  });
-  std::atomic<std::stop_source*> to_stop{nullptr};
-  std::atomic<long> armed{-1};
-  std::atomic<long> stopped{-1};
-  std::atomic<bool> quit{false};
-  std::thread stopper([&] {
-    for (long k = 0;; ++k) {
-      std::stop_source* s = nullptr;
-      // ORDERING: acquire, pairs with the release exchange below.
-      while ((s = to_stop.exchange(nullptr, std::memory_order_acquire)) == nullptr) {
-        if (quit.load(std::memory_order_acquire)) return;
-        std::this_thread::yield();
-      }
-      // ORDERING: release, pairs with the requester's acquire spin.
-      armed.store(k, std::memory_order_release);
-      if (k % 3 == 2)
-        await_value(taken, k);  // the server has it, and pauses before replying
-      else
-        jitter(pause_for(k));
-      s->request_stop();
-      // ORDERING: release: the source may be destroyed once this is seen.
-      stopped.store(k, std::memory_order_release);
-    }
-  });
-  std::vector<char> client_got(server_saw.size(), 0);  // 1 value, 2 cancelled, 3 wrong
-  long values = 0;
-  long cancelled = 0;
-  long round = 0;
-  for (int batch = 0; batch < max_batches && (values == 0 || cancelled == 0); ++batch) {
-    for (int i = 0; i < rounds; ++i, ++round) {
-      std::stop_source src;
-      // ORDERING: release, publishes the source to the stopper's acquire exchange.
-      to_stop.store(&src, std::memory_order_release);
-      if (round % 2 == 0) await_value(armed, round);
-      auto r = cli.req(tracked(round), src.get_token());
-      if (r && r->value() == static_cast<std::uint64_t>(round)) {
-        client_got[round] = 1;
-        ++values;
-      } else if (failure(r) == errc::cancelled) {
-        client_got[round] = 2;
-        ++cancelled;
-      } else {
-        client_got[round] = 3;
-      }
-      await_value(stopped, round);  // the stopper is done with src
-    }
-  }
-  quit.store(true, std::memory_order_release);
-  stopper.join();
-  { auto last = std::move(cli); }
-  server.join();
-  long disagree = 0;
-  long never_seen = 0;
-  for (long k = 0; k < round; ++k) {
-    const bool ok = (client_got[k] == 1 && server_saw[k] == delivered) ||
-                    (client_got[k] == 2 && (server_saw[k] == refused || server_saw[k] == unseen));
-    if (!ok) ++disagree;
-    if (server_saw[k] == unseen) ++never_seen;
-  }
-  CHECK(disagree == 0);
-  CHECK(values + cancelled == round);
-  MESSAGE("stop won " << cancelled << " of " << round << " rounds (" << never_seen << " withdrawn before the take, "
-                      << cancelled - never_seen << " after)");
-  CHECK_MESSAGE(values > 0, "the reply never won the race");
-  CHECK_MESSAGE(cancelled > 0, "the stop never won the race");
+  ump_test::stop_racing_the_reply(ump::channel<tracked, tracked>(),
+                                  [](ump::client<tracked, tracked>& cli, long round, std::stop_token stop) {
+                                    return cli.req(tracked(round), std::move(stop));
+                                  });
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 
 #include "async/helpers.hpp"
 #include "support/lifetime.hpp"
+#include "support/stop_race.hpp"
 #include "support/support.hpp"
 #include "ump/ng.hpp"
 #include "ump/task.hpp"
@@ -27,7 +28,9 @@ namespace {
 using ump::errc;
 using ump_async_test::own;
 using ump_test::failure;
+using ump_test::jitter;
 using ump_test::lifetime_check;
+using ump_test::pause_for;
 using ump_test::scaled;
 using ump_test::tracked;
 
@@ -67,19 +70,6 @@ ump::task<void> stoppable_request(Client cli, std::uint64_t v, std::stop_token s
   auto r = co_await std::move(aw);
   out->resumed_on = std::this_thread::get_id();
   out->r.emplace(std::move(r));
-}
-
-// A busy pause of n steps: jitter that moves a race window, never synchronisation.
-void jitter(int n) {
-  // ORDERING: a compiler-only fence per step, so the loop is not optimised away.
-  for (int s = 0; s < n; ++s) std::atomic_signal_fence(std::memory_order_seq_cst);
-}
-// The pause for round k of a race: sweeps 0..8191 steps in a scattered order.
-int pause_for(long k) { return static_cast<int>((static_cast<unsigned long>(k) * 2654435761UL) % 8192); }
-// Spins (yielding) until `flag` holds `want`. Synchronisation by state, not by time.
-void await_value(const std::atomic<long>& flag, long want) {
-  // ORDERING: acquire, pairs with the release store that sets `want`.
-  while (flag.load(std::memory_order_acquire) != want) std::this_thread::yield();
 }
 
 // The server takes nothing: try_wait finds no message (a withdrawn one is passed over).
@@ -310,104 +300,21 @@ TEST_CASE_TEMPLATE("coroutine_destroyed_while_suspended_then_stop_has_no_effect"
 }
 
 TEST_CASE_TEMPLATE("areq_stop_racing_the_reply_client_and_server_agree", F, UMP_FLAVOURS) {
-  // A server thread replies to each request and records whether its reply was delivered or
-  // refused; a stopper thread takes each round's stop source, says so (armed = k), busy-
-  // waits a pause that sweeps 0..8191 steps (jitter, not synchronisation) and requests stop.
-  // The coroutine starts at once on odd rounds (the stopper is usually late) and once the
-  // stopper is armed on even ones (usually early). Every third round the stopper waits until
-  // the server has taken the request, and the server yields a few times before replying, so
-  // that some stops land after the take. The coroutine, resumed on this thread (handoff scheduler), must get its
-  // value ⇔ the server's reply was delivered, and cancelled ⇔ the reply was refused or the
-  // server never saw the request. Batches repeat, up to a bound, until each side has won.
+  // The race of ump_test::stop_racing_the_reply (tests/support/stop_race.hpp), with each
+  // round's request made by a coroutine (stoppable_request, areq(s, token)) resumed on this
+  // thread through the handoff scheduler. The coroutine must get its value ⇔ the server's
+  // reply was delivered, and cancelled ⇔ the reply was refused or the server never saw the
+  // request. Each side must win at least once.
   lifetime_check guard;
-  const int rounds = scaled(5000);
-  constexpr int max_batches = 20;
-  enum : char { unseen = 0, delivered = 1, refused = 2 };
-  std::vector<char> server_saw(static_cast<std::size_t>(rounds) * max_batches, unseen);
-  auto ends = F::make();
-  auto& cli = ends.second;
-  std::atomic<long> taken{-1};
-  std::thread server([&server_saw, &taken, s = std::move(ends.first)]() mutable {
-    while (auto m = s.wait()) {
-      auto& rq = F::req(*m);
-      const auto k = rq.msg.value();
-      // ORDERING: release, pairs with the stopper's acquire spin.
-      taken.store(static_cast<long>(k), std::memory_order_release);
-      // A pause that yields 0..7 times: room for the stopper to run, even on this core.
-      if (k % 3 == 2)
-        for (std::uint64_t y = 0; y < k % 8; ++y) std::this_thread::yield();
-      server_saw[k] = rq.ctx.reply(tracked(k)) ? delivered : refused;
-    }
-  });
-  std::atomic<std::stop_source*> to_stop{nullptr};
-  std::atomic<long> armed{-1};
-  std::atomic<long> stopped{-1};
-  std::atomic<bool> quit{false};
-  std::thread stopper([&] {
-    for (long k = 0;; ++k) {
-      std::stop_source* s = nullptr;
-      // ORDERING: acquire, pairs with the release store below.
-      while ((s = to_stop.exchange(nullptr, std::memory_order_acquire)) == nullptr) {
-        if (quit.load(std::memory_order_acquire)) return;
-        std::this_thread::yield();
-      }
-      // ORDERING: release, pairs with this thread's acquire spin.
-      armed.store(k, std::memory_order_release);
-      if (k % 3 == 2)
-        await_value(taken, k);  // the server has it, and pauses before replying
-      else
-        jitter(pause_for(k));
-      s->request_stop();
-      // ORDERING: release: the source may be destroyed once this is seen.
-      stopped.store(k, std::memory_order_release);
-    }
-  });
   handoff h;
-  std::vector<char> client_got(server_saw.size(), 0);  // 1 value, 2 cancelled, 3 wrong
-  long values = 0;
-  long cancelled = 0;
-  long round = 0;
-  for (int batch = 0; batch < max_batches && (values == 0 || cancelled == 0); ++batch) {
-    for (int i = 0; i < rounds; ++i, ++round) {
-      std::stop_source src;
-      outcome out;
-      // ORDERING: release, publishes the source to the stopper's acquire exchange.
-      to_stop.store(&src, std::memory_order_release);
-      auto o =
-          own(stoppable_request(cli, static_cast<std::uint64_t>(round), src.get_token(), &out, handoff_scheduler{&h}));
-      drive(o, h);
-      REQUIRE(out.r.has_value());
-      const auto& r = *out.r;
-      if (r && r->value() == static_cast<std::uint64_t>(round)) {
-        client_got[round] = 1;
-        ++values;
-      } else if (failure(r) == errc::cancelled) {
-        client_got[round] = 2;
-        ++cancelled;
-      } else {
-        client_got[round] = 3;
-      }
-      await_value(stopped, round);  // the stopper is done with src
-    }
-  }
-  quit.store(true, std::memory_order_release);
-  stopper.join();
-  { auto last = std::move(cli); }
-  server.join();
-  long disagree = 0;
-  long never_seen = 0;
-  for (long k = 0; k < round; ++k) {
-    const bool ok = (client_got[k] == 1 && server_saw[k] == delivered) ||
-                    (client_got[k] == 2 && (server_saw[k] == refused || server_saw[k] == unseen));
-    if (!ok) ++disagree;
-    if (server_saw[k] == unseen) ++never_seen;
-  }
-  CHECK(disagree == 0);
-  CHECK(values + cancelled == round);
-  MESSAGE("stop won " << cancelled << " of " << round << " rounds (" << never_seen << " withdrawn before the take, "
-                      << cancelled - never_seen << " after)");
-  CHECK_MESSAGE(values > 0, "the reply never won the race");
-  CHECK_MESSAGE(cancelled > 0, "the stop never won the race");
+  ump_test::stop_racing_the_reply(F::make(), [&h](typename F::client& cli, long round, std::stop_token stop) {
+    outcome out;
+    auto o =
+        own(stoppable_request(cli, static_cast<std::uint64_t>(round), std::move(stop), &out, handoff_scheduler{&h}));
+    drive(o, h);
+    REQUIRE(out.r.has_value());
+    return std::move(*out.r);
+  });
 }
 
 // --- server async_wait(stop_token) ------------------------------------------------------------
@@ -580,26 +487,7 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
     }
     CHECK(wrong == 0);
   });
-  std::atomic<std::stop_source*> to_stop{nullptr};
-  std::atomic<long> armed{-1};
-  std::atomic<long> stopped{-1};
-  std::atomic<bool> quit{false};
-  std::thread stopper([&] {
-    for (long k = 0;; ++k) {
-      std::stop_source* s = nullptr;
-      // ORDERING: acquire, pairs with the release store below.
-      while ((s = to_stop.exchange(nullptr, std::memory_order_acquire)) == nullptr) {
-        if (quit.load(std::memory_order_acquire)) return;
-        std::this_thread::yield();
-      }
-      // ORDERING: release, pairs with this thread's acquire spin.
-      armed.store(k, std::memory_order_release);
-      jitter(pause_for(k));
-      s->request_stop();
-      // ORDERING: release: the source may be destroyed once this is seen.
-      stopped.store(k, std::memory_order_release);
-    }
-  });
+  ump_test::stopper_thread stopper([](long k) { jitter(pause_for(k)); });
   handoff h;
   std::uint64_t next = 0;
   long cancelled = 0;
@@ -614,15 +502,13 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
     const auto let_go = [&] {
       // Which of the two is let go first alternates every third round.
       const bool stop_first = (round / 3) % 2 == 0;
-      // ORDERING: release, publishes the source to the stopper's acquire exchange.
-      if (stop_first) to_stop.store(&src, std::memory_order_release);
+      if (stop_first) stopper.hand(src);
       // ORDERING: release, pairs with the sender's acquire spin.
       send_gate.store(static_cast<long>(next) + 1, std::memory_order_release);
-      // ORDERING: release, as above.
-      if (!stop_first) to_stop.store(&src, std::memory_order_release);
+      if (!stop_first) stopper.hand(src);
     };
     if (mode != 1) let_go();
-    if (mode == 2) await_value(armed, round);
+    if (mode == 2) stopper.await_armed(round);
     // ORDERING: acquire, pairs with the sender's release store: both racers are running.
     if (mode == 1)
       while (sender_at.load(std::memory_order_acquire) < static_cast<long>(next)) std::this_thread::yield();
@@ -639,11 +525,10 @@ TEST_CASE_TEMPLATE("async_wait_stop_racing_sends_receives_every_message_exactly_
     } else {
       ++other;
     }
-    await_value(stopped, round);  // the stopper is done with src
+    stopper.await_stopped(round);  // the stopper is done with src
     if (other != 0) break;
   }
-  quit.store(true, std::memory_order_release);
-  stopper.join();
+  stopper.finish();
   sender.join();
   CHECK(out_of_order == 0);
   CHECK(other == 0);
