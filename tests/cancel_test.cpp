@@ -37,6 +37,15 @@ void await_queued(const Server& srv) {
   while (srv.empty()) std::this_thread::yield();
 }
 
+// The server takes the next request, which must carry `want`, and answers tracked(answer).
+template <class Server>
+void answer_next(Server& srv, std::uint64_t want, std::uint64_t answer) {
+  auto r = srv.wait();
+  REQUIRE(r);
+  CHECK(r->msg.value() == want);
+  CHECK(r->ctx.reply(tracked(answer)));
+}
+
 // --- wait_reply::cancel() -----------------------------------------------------------------
 
 TEST_CASE("cancel_before_take_withdraws_and_keeps_order") {
@@ -76,10 +85,7 @@ TEST_CASE("cancel_of_the_only_queued_request_leaves_the_server_waiting_for_the_n
   auto w1 = cli.req_async(tracked(1));
   CHECK(w1.cancel());
   auto w2 = cli.req_async(tracked(2));
-  auto r = srv.wait();
-  REQUIRE(r);
-  CHECK(r->msg.value() == 2);
-  CHECK(r->ctx.reply(tracked(20)));
+  answer_next(srv, 2, 20);
   CHECK(w2.wait()->value() == 20);
 }
 
@@ -333,10 +339,7 @@ TEST_CASE("req_stop_already_requested_cancels_and_the_server_never_sees_it") {
   CHECK_FALSE(none->has_value());
   // The channel still works for the next request.
   auto w = cli.req_async(tracked(2));
-  auto r = srv.wait();
-  REQUIRE(r);
-  CHECK(r->msg.value() == 2);
-  CHECK(r->ctx.reply(tracked(3)));
+  answer_next(srv, 2, 3);
   CHECK(w.wait()->value() == 3);
 }
 
@@ -394,10 +397,7 @@ TEST_CASE("wait_with_stop_before_take_withdraws_and_keeps_order") {
   CHECK(failure(w1.wait(stop.get_token())) == errc::cancelled);
   CHECK(tracked::live() == live_before - 1);
   CHECK_FALSE(w1.valid());
-  auto r = srv.wait();
-  REQUIRE(r);
-  CHECK(r->msg.value() == 2);
-  CHECK(r->ctx.reply(tracked(20)));
+  answer_next(srv, 2, 20);
   CHECK(w2.wait()->value() == 20);
 }
 

@@ -72,6 +72,15 @@ ump::task<void> stoppable_request(Client cli, std::uint64_t v, std::stop_token s
   out->r.emplace(std::move(r));
 }
 
+// Requests stop on `stop` from a new thread, joins it, and returns that thread's id: a
+// coroutine the stop resumes inline is resumed there.
+std::thread::id stop_on_another_thread(std::stop_source& stop) {
+  std::thread stopper([&] { stop.request_stop(); });
+  const auto id = stopper.get_id();
+  stopper.join();
+  return id;
+}
+
 // The server takes nothing: try_wait finds no message (a withdrawn one is passed over).
 template <class Server>
 bool nothing_delivered(Server& srv) {
@@ -91,10 +100,8 @@ TEST_CASE_TEMPLATE("areq_stop_while_suspended_before_take_withdraws_and_resumes_
   auto o = own(stoppable_request(cli, 1, stop.get_token(), &out));
   REQUIRE_FALSE(o.done());  // suspended in areq
   CHECK(srv.queued() == 1);
-  CHECK(tracked::live() == live_at_start + 1);        // the message, in its node
-  std::thread stopper([&] { stop.request_stop(); });  // resumes the coroutine inline, there
-  const auto stopper_id = stopper.get_id();
-  stopper.join();
+  CHECK(tracked::live() == live_at_start + 1);           // the message, in its node
+  const auto stopper_id = stop_on_another_thread(stop);  // resumes the coroutine inline, there
   CHECK(o.done());
   CHECK(tracked::live() == live_at_start);  // withdrawn: the message is destroyed
   REQUIRE(out.r.has_value());
@@ -118,9 +125,7 @@ TEST_CASE_TEMPLATE("areq_stop_while_suspended_after_take_resumes_cancelled_and_t
   CHECK(rq.msg.value() == 1);
   CHECK(rq.ctx.requester_waiting());
   REQUIRE_FALSE(o.done());  // taking the request does not resume it
-  std::thread stopper([&] { stop.request_stop(); });
-  const auto stopper_id = stopper.get_id();
-  stopper.join();
+  const auto stopper_id = stop_on_another_thread(stop);
   CHECK(o.done());
   REQUIRE(out.r.has_value());
   CHECK(failure(*out.r) == errc::cancelled);
@@ -344,6 +349,15 @@ ump::task<void> one_wait(typename F::server& srv, std::stop_token stop, received
   }
 }
 
+// The server takes the next message, a request that must carry k, and answers tracked(k).
+template <class F>
+void answer_next(typename F::server& srv, std::uint64_t k) {
+  auto m = srv.wait();
+  REQUIRE(m);
+  CHECK(F::req(*m).msg.value() == k);
+  CHECK(F::req(*m).ctx.reply(tracked(k)));
+}
+
 TEST_CASE_TEMPLATE("async_wait_stop_while_suspended_resumes_cancelled_then_the_next_waits_get_the_messages", F,
                    UMP_FLAVOURS) {
   lifetime_check guard;
@@ -352,9 +366,7 @@ TEST_CASE_TEMPLATE("async_wait_stop_while_suspended_resumes_cancelled_then_the_n
   received first;
   auto o = own(one_wait<F>(srv, stop.get_token(), &first));
   REQUIRE_FALSE(o.done());  // nothing queued: suspended
-  std::thread stopper([&] { stop.request_stop(); });
-  const auto stopper_id = stopper.get_id();
-  stopper.join();
+  const auto stopper_id = stop_on_another_thread(stop);
   CHECK(o.done());
   CHECK(first.error == errc::cancelled);
   CHECK_FALSE(first.value.has_value());
@@ -366,10 +378,7 @@ TEST_CASE_TEMPLATE("async_wait_stop_while_suspended_resumes_cancelled_then_the_n
   auto o2 = own(one_wait<F>(srv, std::stop_token{}, &second));
   CHECK(o2.done());
   CHECK(second.value == 1);
-  auto m = srv.wait();
-  REQUIRE(m);
-  CHECK(F::req(*m).msg.value() == 2);
-  CHECK(F::req(*m).ctx.reply(tracked(2)));
+  answer_next<F>(srv, 2);
   CHECK(w1.wait()->value() == 1);
   CHECK(w2.wait()->value() == 2);
 }
@@ -404,10 +413,7 @@ TEST_CASE_TEMPLATE("async_wait_stop_already_requested_with_a_message_queued_canc
   CHECK(first.error == errc::cancelled);
   CHECK_FALSE(first.value.has_value());
   CHECK(srv.queued() == 1);  // not taken
-  auto m = srv.wait();
-  REQUIRE(m);
-  CHECK(F::req(*m).msg.value() == 1);
-  CHECK(F::req(*m).ctx.reply(tracked(1)));
+  answer_next<F>(srv, 1);
   CHECK(w.wait()->value() == 1);
 }
 
@@ -444,10 +450,7 @@ TEST_CASE_TEMPLATE("server_coroutine_destroyed_while_suspended_then_stop_has_no_
   stop.request_stop();
   auto w = cli.req_async(tracked(1));  // wakes nobody
   CHECK(h.scheduled.load() == 0);
-  auto m = srv.wait();
-  REQUIRE(m);
-  CHECK(F::req(*m).msg.value() == 1);
-  CHECK(F::req(*m).ctx.reply(tracked(1)));
+  answer_next<F>(srv, 1);
   CHECK(w.wait()->value() == 1);
 }
 
