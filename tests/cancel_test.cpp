@@ -467,8 +467,9 @@ TEST_CASE("cancel_racing_the_server_take_exactly_one_side_wins") {
   bool server_wrong = false;
   std::thread server([&] {
     for (long k = 0;; ++k) {
-      // ORDERING: acquire, pairs with the release stores of gate and quit below.
+      // ORDERING: acquire, pairs with the release store of gate below.
       while (gate.load(std::memory_order_acquire) != k) {
+        // ORDERING: acquire, pairs with the release store of quit below.
         if (quit.load(std::memory_order_acquire)) return;
         std::this_thread::yield();
       }
