@@ -213,32 +213,10 @@ TEST_CASE_TEMPLATE("areq_with_a_stop_already_requested_after_the_server_is_gone_
   CHECK(failure(*out.r) == errc::server_disappeared);
 }
 
-// A scheduler that hands the handle over instead of resuming it: the coroutine stays
-// suspended until the test resumes or destroys it.
-struct handoff {
-  std::atomic<void*> slot{nullptr};
-  std::atomic<long> scheduled{0};
-};
-struct handoff_scheduler {
-  handoff* to;
-  void schedule(std::coroutine_handle<> h) const noexcept {
-    // ORDERING: relaxed; a statistic read after the run.
-    to->scheduled.fetch_add(1, std::memory_order_relaxed);
-    // ORDERING: release publishes the suspended frame to the driver's acquire exchange.
-    to->slot.store(h.address(), std::memory_order_release);
-  }
-};
-// Runs the owned coroutine on this thread: resumes it each time it is handed back.
-void drive(ump_async_test::owner& o, handoff& h) {
-  while (!o.done()) {
-    // ORDERING: acquire pairs with the release store in handoff_scheduler::schedule.
-    if (void* a = h.slot.exchange(nullptr, std::memory_order_acquire)) {
-      std::coroutine_handle<>::from_address(a).resume();
-    } else {
-      std::this_thread::yield();
-    }
-  }
-}
+// handoff, handoff_scheduler, drive: tests/async/helpers.hpp.
+using ump_async_test::drive;
+using ump_async_test::handoff;
+using ump_async_test::handoff_scheduler;
 
 TEST_CASE_TEMPLATE("coroutine_destroyed_after_a_stop_scheduled_its_resumption_before_take", F, UMP_FLAVOURS) {
   // The stop withdraws the request and schedules the coroutine; its owner destroys it

@@ -1,8 +1,9 @@
-// Helpers for the coroutine tests (tests/async/): an awaitable that resumes on a new thread,
-// and a thread that runs a run_loop. The frame that starts a task and can destroy it while
-// it is suspended is shared with fuzz/ (tests/support/support.hpp).
+// Helpers for the coroutine tests (tests/async/): a scheduler that hands the coroutine to the
+// test (handoff), an awaitable that resumes on a new thread, and a thread that runs a run_loop. The frame that starts a
+// task and can destroy it while it is suspended is shared with fuzz/ (tests/support/support.hpp).
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <exception>
 #include <thread>
@@ -17,6 +18,34 @@ namespace ump_async_test {
 // The frame that owns a started task: ump_test::eager_coroutine (tests/support/support.hpp).
 using owner = ump_test::eager_coroutine;
 using ump_test::own;
+
+// A scheduler that hands the handle over instead of resuming it: the coroutine stays
+// suspended until the test resumes it (drive) or destroys it. The race tests' driver spins
+// for the handle instead of sleeping, so a round costs about a round trip.
+struct handoff {
+  std::atomic<void*> slot{nullptr};
+  std::atomic<long> scheduled{0};
+};
+struct handoff_scheduler {
+  handoff* to;
+  void schedule(std::coroutine_handle<> h) const noexcept {
+    // ORDERING: relaxed; a statistic read after the run.
+    to->scheduled.fetch_add(1, std::memory_order_relaxed);
+    // ORDERING: release publishes the suspended frame to the driver's acquire exchange.
+    to->slot.store(h.address(), std::memory_order_release);
+  }
+};
+// Runs the owned coroutine on this thread: resumes it each time it is handed back.
+inline void drive(owner& o, handoff& h) {
+  while (!o.done()) {
+    // ORDERING: acquire pairs with the release store in handoff_scheduler::schedule.
+    if (void* a = h.slot.exchange(nullptr, std::memory_order_acquire)) {
+      std::coroutine_handle<>::from_address(a).resume();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
 
 // co_await resume_on_new_thread{&th}: continues on a new thread (joined by the test).
 struct resume_on_new_thread {

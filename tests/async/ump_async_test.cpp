@@ -589,33 +589,10 @@ TEST_CASE("server_coroutine_destroyed_while_suspended_in_async_wait") {
   CHECK_FALSE(resumed);
 }
 
-// A scheduler for the race tests: hands the handle to the test thread, which spins for it
-// instead of sleeping, so a round costs about a round trip and the race window between
-// sending and registering the waiter is crossed on every round.
-struct handoff {
-  std::atomic<void*> slot{nullptr};
-  std::atomic<long> scheduled{0};
-};
-struct handoff_scheduler {
-  handoff* to;
-  void schedule(std::coroutine_handle<> h) const noexcept {
-    // ORDERING: relaxed; a statistic read after the run.
-    to->scheduled.fetch_add(1, std::memory_order_relaxed);
-    // ORDERING: release publishes the suspended frame to the driver's acquire exchange.
-    to->slot.store(h.address(), std::memory_order_release);
-  }
-};
-// Runs the owned task on this thread: resumes it each time it is handed back.
-void drive(ump_async_test::owner& o, handoff& h) {
-  while (!o.done()) {
-    // ORDERING: acquire pairs with the release store in handoff_scheduler::schedule.
-    if (void* a = h.slot.exchange(nullptr, std::memory_order_acquire)) {
-      std::coroutine_handle<>::from_address(a).resume();
-    } else {
-      std::this_thread::yield();
-    }
-  }
-}
+// handoff, handoff_scheduler, drive: tests/async/helpers.hpp.
+using ump_async_test::drive;
+using ump_async_test::handoff;
+using ump_async_test::handoff_scheduler;
 
 TEST_CASE("reply_racing_await_suspend_registration") {
   // A server thread replies the moment it receives each request, while the coroutine (on
