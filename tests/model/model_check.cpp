@@ -373,7 +373,7 @@ struct async_server_stale_wake : scenario<async_server_stale_wake, 2> {
 // --- 6b. withdrawing the async server waiter against wakes ---------------------------------
 // An adapter (ump/asio.hpp) drives the server awaiter by hand and may withdraw it on
 // cancellation while two senders announce and wake. Exactly one of: withdrawn before any
-// claim (the scheduler is never called), or one delivery (a message, or origin_disappeared
+// claim (the scheduler is never called), or one delivery (a message, or errc::cancelled
 // if the claim found nothing). Either way no message is lost: what the delivery did not
 // bring is still queued, and both requests get their replies. The 'withdrawing' flag is
 // clear afterwards.
@@ -424,7 +424,7 @@ struct withdraw_vs_wake : scenario<withdraw_vs_wake, 3> {
       if (r) {
         serve(*r);
       } else {
-        RL_ASSERT(r.error() == errc::origin_disappeared);
+        RL_ASSERT(r.error() == errc::cancelled);
       }
     }
     aw.reset();
@@ -526,7 +526,7 @@ struct withdraw_vs_stale_wake : scenario<withdraw_vs_stale_wake, 3> {
         if (r) {
           serve(*r);
         } else {
-          RL_ASSERT(r.error() == errc::origin_disappeared);
+          RL_ASSERT(r.error() == errc::cancelled);
         }
       }
     }
