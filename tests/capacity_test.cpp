@@ -306,7 +306,7 @@ TEST_CASE("bounded_channel_never_holds_more_than_its_capacity") {
   // 64 sixteen at a time (a quarter of the capacity).
   for (const std::uint32_t cap : {4u, 64u}) {
     CAPTURE(cap);
-    const int per_thread = ump_test::scaled(20000);
+    int per_thread = ump_test::scaled(20000);  // not a constant: the lambda below captures it
     auto [srv, cli] = ump::ng::channel<std::uint64_t, int, int>(bounded(cap));
     std::vector<std::thread> threads;
     for (std::uint64_t t = 0; t < 4; ++t) {
