@@ -185,24 +185,26 @@ static void settle(room_waiter& w, std::uint32_t to) noexcept {
   if (w.status.exchange(to, std::memory_order_acq_rel) == room_waiter::parked) unpark_all(w.status);
 }
 
-std::size_t state_base::grant_locked(async_waiter* out, std::size_t max) noexcept {
+std::size_t state_base::settle_heads_locked(std::uint32_t to, async_waiter* out, std::size_t max) noexcept {
   std::size_t n = 0;
   while (room_head_ != nullptr && n < max) {
-    if (!room_left()) {
-      refresh_freed();
-      if (!room_left()) break;
+    if (to == room_waiter::granted) {
+      if (!room_left()) {
+        refresh_freed();
+        if (!room_left()) break;
+      }
+      ++reserved_;
     }
     room_waiter& w = *room_head_;
     unlink_room_waiter(w);
-    ++reserved_;
     const async_waiter resume = w.on_grant;  // read before settling: a thread may then leave
-    settle(w, room_waiter::granted);
+    settle(w, to);
     if (resume.fn != nullptr) out[n++] = resume;  // called once the lock is released
   }
   return n;
 }
 
-bool state_base::grant_room(bool if_free) noexcept {
+bool state_base::settle_room_waiters(std::uint32_t to, bool if_free) noexcept {
   constexpr std::size_t chunk = 8;
   async_waiter ready[chunk];
   for (;;) {
@@ -212,7 +214,7 @@ bool state_base::grant_room(bool if_free) noexcept {
     } else {
       send_lock_.lock();
     }
-    const std::size_t n = grant_locked(ready, chunk);
+    const std::size_t n = settle_heads_locked(to, ready, chunk);
     send_lock_.unlock();
     for (std::size_t i = 0; i < n; ++i) ready[i]();
     if (n < chunk) return true;
@@ -269,25 +271,6 @@ bool state_base::cancel_room_waiter(room_waiter& w) noexcept {
   return was_waiting;
 }
 
-void state_base::close_room_waiters() noexcept {
-  constexpr std::size_t chunk = 8;
-  async_waiter ready[chunk];
-  for (;;) {
-    std::size_t n = 0;
-    send_lock_.lock();
-    while (room_head_ != nullptr && n < chunk) {
-      room_waiter& w = *room_head_;
-      unlink_room_waiter(w);
-      const async_waiter resume = w.on_grant;
-      settle(w, room_waiter::closed);
-      if (resume.fn != nullptr) ready[n++] = resume;
-    }
-    send_lock_.unlock();
-    for (std::size_t i = 0; i < n; ++i) ready[i]();
-    if (n < chunk) return;
-  }
-}
-
 void state_base::close() noexcept {
   // ORDERING: acq_rel; totally ordered with every send_locked()'s fetch_add (see state.hpp).
   ctl_.fetch_or(closed, std::memory_order_acq_rel);
@@ -297,7 +280,7 @@ void state_base::close() noexcept {
   };
   // Senders waiting for room learn that the server is gone (after `closed`: none can link
   // itself after this).
-  if (capacity_ != 0) close_room_waiters();
+  if (capacity_ != 0) (void)settle_room_waiters(room_waiter::closed, false);
   while (batch_pos_ != batch_len_) fail(batch_[batch_pos_++]);
   for (;;) {
     // ORDERING: acquire, pairs with send_locked()'s fetch_add.

@@ -104,15 +104,9 @@ class client_core {
   template <class... A>
   sent send_unwoken_with(message_kind kind, const room_policy& rp, A&&... a) {
     UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
-    st_->lock_send();
     bool reserved = false;
-    if (!st_->has_room_locked(!rp.wait)) {
-      st_->unlock_send();
-      const errc e = wait_for_room(rp);
-      if (e != errc{}) return {nullptr, false, e};
-      st_->lock_send();
-      reserved = true;
-    }
+    const errc e = lock_with_room(rp, reserved);
+    if (e != errc{}) return {nullptr, false, e};
     return send_locked_and_unlock(kind, reserved, std::forward<A>(a)...);
   }
   // The send itself. Send lock held on entry, released here. `reserved`: this sender was
@@ -185,15 +179,9 @@ class client_core {
   result<void, E> post_inline(const P& x, const room_policy& rp = {}) noexcept {
     static_assert(fits_inline<P>);
     UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
-    st_->lock_send();
     bool reserved = false;
-    if (!st_->has_room_locked(!rp.wait)) {
-      st_->unlock_send();
-      const errc e = wait_for_room(rp);
-      if (e != errc{}) return error<E>(e);
-      st_->lock_send();
-      reserved = true;
-    }
+    const errc e = lock_with_room(rp, reserved);
+    if (e != errc{}) return error<E>(e);
     return post_inline_locked_and_unlock(x, reserved);
   }
   // The send of post_inline(). Send lock held on entry, released here.
@@ -222,6 +210,20 @@ class client_core {
     if (s.wake) st_->wake_server();
     if (s.node == nullptr) return error<E>(s.err);
     return {};
+  }
+
+  // Takes the send lock with room for one message, waiting for it as `rp` says on a full
+  // channel. Returns errc{} with the lock held (`reserved`: the room was granted to this
+  // sender while it waited), else why not (wait_for_room's errors), lock not held.
+  errc lock_with_room(const room_policy& rp, bool& reserved) noexcept {
+    st_->lock_send();
+    if (st_->has_room_locked(!rp.wait)) return errc{};
+    st_->unlock_send();
+    const errc e = wait_for_room(rp);
+    if (e != errc{}) return e;
+    st_->lock_send();
+    reserved = true;
+    return errc{};
   }
 
   // A full channel: waits for room as `rp` says. Returns errc{} once room is reserved for

@@ -249,7 +249,7 @@ class state_base {
   // Any thread, lock not held: hands the room that is free to the waiters at the head of the
   // room list, waking threads and calling coroutines' on_grant. With `if_free`, gives up
   // (returns false) if the send lock is held by someone else right now.
-  bool grant_room(bool if_free = false) noexcept;
+  bool grant_room(bool if_free = false) noexcept { return settle_room_waiters(room_waiter::granted, if_free); }
 
   // --- receiving (server side) ---------------------------------------------------------------
   // Non-blocking: a node if one was announced, else empty or no_clients. Server thread.
@@ -466,13 +466,15 @@ class state_base {
     // through room_flag_ (see "capacity" above).
     known_freed_ = freed_.load(std::memory_order_relaxed);
   }
-  // Send lock held: settles waiters at the head while there is room; up to `max` coroutine
-  // waiters are returned in `out` (their on_grant to be called once the lock is released).
-  std::size_t grant_locked(async_waiter* out, std::size_t max) noexcept;
+  // Send lock held: settles waiters at the head as `to`: granted while there is room (each
+  // reserves it), or closed (all of them, at close()). Up to `max` coroutine waiters are
+  // returned in `out` (their on_grant to be called once the lock is released).
+  std::size_t settle_heads_locked(std::uint32_t to, async_waiter* out, std::size_t max) noexcept;
+  // settle_heads_locked() in rounds, calling the coroutines' on_grant between them with the
+  // lock released. With `if_free`, gives up (false) if the lock is held by someone else.
+  bool settle_room_waiters(std::uint32_t to, bool if_free) noexcept;
   // Send lock held: unlinks `w` from the room list.
   void unlink_room_waiter(room_waiter& w) noexcept;
-  // At close: settles every waiter as closed (lock taken here).
-  void close_room_waiters() noexcept;
   void note_taken(std::uint32_t n = 1) noexcept {
     // ORDERING: relaxed; only the server thread writes taken_ (probes read it racily).
     taken_.store(taken_.load(std::memory_order_relaxed) + n * one, std::memory_order_relaxed);
