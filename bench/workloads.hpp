@@ -89,6 +89,14 @@ inline constexpr std::size_t pipeline_depth = 64;
 inline constexpr std::int64_t contended_chunk = 16;  // tickets taken per fetch_sub
 inline constexpr int contended_clients[] = {1, 2, 4, 8};
 inline constexpr int post_producers[] = {1, 2, 4};
+// Warm-up before allocations are counted (contended, pipelined, post): each client or
+// producer first runs this many round trips or posts, untimed, and the meter starts only
+// when all of them are done (and, for post, consumed). Pools and queue blocks grow to what
+// the workload needs during warm-up; allocs_per_req then counts only what a channel
+// allocates in steady state, which ump's target says is nothing.
+inline constexpr std::int64_t warmup_round_trips = 2000;
+inline constexpr std::int64_t warmup_pipelines = 64;
+inline constexpr std::int64_t warmup_posts = 100000;
 
 // rtt: one client (the benchmark thread), back-to-back round trips. The reported
 // time is the mean over the timed loop, which reads no clock per round trip. After the
@@ -209,9 +217,12 @@ void run_pipelined(benchmark::State& state) {
   I impl;
   auto client = impl.make_client();
   std::array<typename I::client::handle, pipeline_depth> handles;
-  for (std::uint64_t i = 0; i < 100; ++i) (void)client.call(i);
   std::uint64_t x = 1000;
   std::uint64_t wrong = 0;
+  for (std::int64_t round = 0; round < warmup_pipelines; ++round, x += pipeline_depth) {
+    for (std::size_t i = 0; i < pipeline_depth; ++i) client.send(handles[i], x + i);
+    for (std::size_t i = 0; i < pipeline_depth; ++i) wrong += client.wait(handles[i]) != x + i + 1;
+  }
   alloc_meter allocs;
   while (state.KeepRunningBatch(pipeline_depth)) {
     for (std::size_t i = 0; i < pipeline_depth; ++i) client.send(handles[i], x + i);
@@ -223,9 +234,10 @@ void run_pipelined(benchmark::State& state) {
   if (wrong != 0) state.SkipWithError("wrong reply");
 }
 
-// Runs `body(index)` once on each of n threads created before the timed region
-// and held at a gate; release() opens the gate, wait_all() blocks (parked, no
-// spinning: the machine has two vCPUs) until every body has returned.
+// Runs `body.prepare(index)` at once and `body.run(index)` once on each of n threads
+// created before the timed region, holding them at a gate in between; wait_prepared()
+// blocks until every prepare() has returned, release() opens the gate, wait_all() blocks
+// (parked, no spinning: the machine has two vCPUs) until every run() has returned.
 class gated_threads {
  public:
   template <class Body>
@@ -234,6 +246,8 @@ class gated_threads {
     for (int i = 0; i < n; ++i) {
       threads_.emplace_back([this, body, i]() mutable {
         body.prepare(i);
+        // ORDERING: acq_rel; release publishes prepare()'s effects to wait_prepared().
+        if (prepared_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) prepared_.notify_one();
         // ORDERING: acquire; pairs with the release store in release()/~gated_threads.
         gate_.wait(closed, std::memory_order_acquire);
         // ORDERING: acquire; same partner.
@@ -261,18 +275,21 @@ class gated_threads {
     gate_.store(open, std::memory_order_release);
     gate_.notify_all();
   }
-  void wait_all() noexcept {
+  void wait_prepared() noexcept { wait_for(prepared_); }
+  void wait_all() noexcept { wait_for(finished_); }
+
+ private:
+  void wait_for(std::atomic<std::uint32_t>& count) noexcept {
     // ORDERING: acquire; pairs with the acq_rel fetch_add of the last thread.
-    for (std::uint32_t f = finished_.load(std::memory_order_acquire); f != n_;
-         f = finished_.load(std::memory_order_acquire)) {
-      finished_.wait(f, std::memory_order_acquire);
+    for (std::uint32_t f = count.load(std::memory_order_acquire); f != n_; f = count.load(std::memory_order_acquire)) {
+      count.wait(f, std::memory_order_acquire);
     }
   }
 
- private:
   static constexpr std::uint32_t closed = 0, open = 1, cancelled = 2;
   std::uint32_t n_;
   alignas(cache_line_size) std::atomic<std::uint32_t> gate_{closed};
+  alignas(cache_line_size) std::atomic<std::uint32_t> prepared_{0};
   alignas(cache_line_size) std::atomic<std::uint32_t> finished_{0};
   std::vector<std::thread> threads_;
 };
@@ -303,11 +320,18 @@ void run_contended(benchmark::State& state) {
     std::vector<std::unique_ptr<typename I::client>>* clients;
     void prepare(int i) {
       // new-expression from a prvalue: no move needed, clients may be immovable.
-      (*clients)[static_cast<std::size_t>(i)].reset(new typename I::client(impl->make_client()));
+      auto& slot = (*clients)[static_cast<std::size_t>(i)];
+      slot.reset(new typename I::client(impl->make_client()));
+      auto& c = *slot;
+      std::uint64_t x = std::uint64_t(i) << 40;
+      std::uint64_t bad = 0;
+      for (std::int64_t k = 0; k < warmup_round_trips; ++k, ++x) bad += c.call(x) != x + 1;
+      // ORDERING: relaxed; read after wait_all(), which acquires.
+      if (bad != 0) wrong->fetch_add(bad, std::memory_order_relaxed);
     }
     void run(int i) {
       auto& c = *(*clients)[static_cast<std::size_t>(i)];
-      std::uint64_t x = std::uint64_t(i) << 40;
+      std::uint64_t x = (std::uint64_t(i) << 40) + warmup_round_trips;
       std::uint64_t bad = 0;
       for (;;) {
         // ORDERING: relaxed; a pure counter, results are published by gated_threads.
@@ -326,6 +350,7 @@ void run_contended(benchmark::State& state) {
   std::vector<std::unique_ptr<typename I::client>> clients(static_cast<std::size_t>(n));
   {
     gated_threads crew{n, body_t{&impl, &tickets, &wrong, &clients}};
+    crew.wait_prepared();  // clients made and warmed up
     alloc_meter allocs;
     bench_clock::duration elapsed{};
     while (state.KeepRunningBatch(state.max_iterations)) {
@@ -365,18 +390,24 @@ void run_post(benchmark::State& state) {
     const std::int64_t* quota_first;
     std::vector<std::unique_ptr<typename P::producer>>* producers;
     void prepare(int i) {
-      (*producers)[static_cast<std::size_t>(i)].reset(new typename P::producer(impl->make_producer()));
+      auto& slot = (*producers)[static_cast<std::size_t>(i)];
+      slot.reset(new typename P::producer(impl->make_producer()));
+      std::uint64_t x = std::uint64_t(i) << 40;
+      for (std::int64_t k = 0; k < warmup_posts; ++k) slot->post(x++);
     }
     void run(int i) {
       auto& p = *(*producers)[static_cast<std::size_t>(i)];
       const std::int64_t quota = i == 0 ? *quota_first : *quota_each;
-      std::uint64_t x = std::uint64_t(i) << 40;
+      std::uint64_t x = (std::uint64_t(i) << 40) + warmup_posts;
       for (std::int64_t k = 0; k < quota; ++k) p.post(x++);
     }
   };
   std::vector<std::unique_ptr<typename P::producer>> producers(static_cast<std::size_t>(n));
   {
     gated_threads crew{n, body_t{&impl, &quota_each, &quota_first, &producers}};
+    crew.wait_prepared();  // producers made, warm-up posted
+    const auto warmup_total = static_cast<std::uint64_t>(warmup_posts) * static_cast<std::uint64_t>(n);
+    while (impl.consumed() < warmup_total) std::this_thread::sleep_for(std::chrono::microseconds{10});
     alloc_meter allocs;
     while (state.KeepRunningBatch(state.max_iterations)) {
       const auto total = static_cast<std::uint64_t>(state.max_iterations);
