@@ -59,11 +59,16 @@ struct spin_governor {
   static constexpr unsigned first_probe = 16;
   static constexpr unsigned max_probe = 1024;
   static constexpr unsigned share_one = 256;  // fixed point: 256 = every long spin starved
+  // A long spin's CPU-time sample is a system call (CLOCK_THREAD_CPUTIME_ID, ~0.5 µs on a
+  // VM). One that ran out pays it while nothing waits, but one that succeeded would pay it
+  // between seeing the event and acting on it, so only one success in this many is sampled.
+  static constexpr unsigned success_sample_every = 16;
   unsigned shift = 0;
   unsigned probe_every = first_probe;
   unsigned since_probe = 0;
   unsigned starved_share = 0;
-  bool crowded = false;  // more runnable threads than CPUs at the last look
+  unsigned long_successes = 0;  // long spins that succeeded (one in success_sample_every is sampled)
+  bool crowded = false;         // more runnable threads than CPUs at the last look
   clock::time_point looked{};
   [[nodiscard]] bool oversubscribed() const noexcept { return crowded || starved_share > share_one / 4; }
 };
@@ -157,7 +162,8 @@ unsigned spin_budget_shift() noexcept { return t_governor.shift; }
 bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options& opts, deadline dl,
                 wait_history* hist) noexcept {
   if (opts.spin.count() <= 0) return false;
-  const spin_plan plan = plan_spin(opts);
+  spin_plan plan = plan_spin(opts);
+  if (hist != nullptr) plan.budget = hist->spin_budget(plan.budget, opts);
   const clock::time_point start = clock::now();
   clock::time_point end = start + plan.budget;
   const bool cut_by_deadline = end > dl.at;
@@ -176,8 +182,12 @@ bool spin_until(bool (*poll)(void* ctx) noexcept, void* ctx, const wait_options&
     if (poll(ctx)) {
       if (hist != nullptr) hist->record_short();
       if (plan.adaptive) {
-        const clock::time_point now = long_from == clock::time_point{} ? start : clock::now();
-        record_spin(plan, spin_end::succeeded, starved(now));
+        std::optional<bool> sample;
+        if (long_from != clock::time_point{} &&
+            ++t_governor.long_successes % spin_governor::success_sample_every == 0) {
+          sample = starved(clock::now());
+        }
+        record_spin(plan, spin_end::succeeded, sample);
       }
       return true;
     }

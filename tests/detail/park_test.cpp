@@ -173,18 +173,38 @@ TEST_CASE("wait_history_parks_at_once_after_two_waits_over_twice_the_budget") {
   CHECK_FALSE(h.park_at_once(o));  // only adaptive waiters change strategy
 }
 
-TEST_CASE("wait_history_waits_near_the_budget_change_nothing") {
+TEST_CASE("wait_history_waits_near_the_budget_stretch_the_spin_and_cast_no_vote") {
   ump::wait_options o;
   o.spin = std::chrono::microseconds(50);
   d::wait_history h;
+  CHECK(h.spin_budget(o.spin, o) == o.spin);
   h.record(std::chrono::microseconds(60), o);
+  CHECK(h.spin_budget(o.spin, o) == 2 * o.spin);  // the event came just after the spin gave up: spin twice as long
   h.record(std::chrono::microseconds(90), o);
-  CHECK_FALSE(h.park_at_once(o));  // between one and two budgets: no vote either way
+  CHECK_FALSE(h.park_at_once(o));  // between one and two budgets: no vote on parking
+  h.record_short();                // a stretched spin that succeeded keeps the stretch
+  CHECK(h.spin_budget(o.spin, o) == 2 * o.spin);
   h.record(std::chrono::microseconds(200), o);
+  CHECK(h.spin_budget(o.spin, o) == o.spin);  // longer than the stretched budget: back to the plain budget
   h.record(std::chrono::microseconds(200), o);
   REQUIRE(h.park_at_once(o));
   h.record(std::chrono::microseconds(80), o);
   CHECK(h.park_at_once(o));  // still parking: 80 µs is no evidence that spinning would pay
+}
+
+// A stretched site spins up to twice the budget it would otherwise spin; only adaptive
+// waiters stretch.
+TEST_CASE("wait_history_stretched_site_spins_twice_the_budget") {
+  ump::wait_options o;
+  o.spin = std::chrono::microseconds(50);
+  const d::clock::duration planned = std::chrono::microseconds(50);
+  d::wait_history h;
+  CHECK(h.spin_budget(planned, o) == planned);
+  h.record(std::chrono::microseconds(70), o);
+  CHECK(h.spin_budget(planned, o) == 2 * planned);
+  CHECK(h.spin_budget(planned / 4, o) == planned / 2);  // a budget shrunk for a busy machine
+  o.adaptive = false;
+  CHECK(h.spin_budget(planned, o) == planned);
 }
 
 TEST_CASE("wait_history_a_short_wait_turns_spinning_back_on") {

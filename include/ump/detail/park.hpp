@@ -58,28 +58,42 @@ deadline deadline_at(std::chrono::time_point<clock, Duration> tp) noexcept {
 // then parks wakes much later than one that parks at once (BENCHMARKS.md, "Waiting after
 // idle"), so a spin that will run out costs latency as well as CPU. A wait shorter than the
 // budget (a spin that succeeds, or a sleep that ends that soon) switches spinning back on.
-// Waits between one and two budgets change nothing, so a gap close to the budget does not
-// flip the site between the two modes. Owned by one waiter at a time (a channel's server
-// thread, or a requester thread), never shared.
+// A wait between one and two budgets (events that come just after the spin gave up, e.g.
+// requests spaced a little more than the budget apart) stretches the site's next spins to
+// twice the budget, until a wait longer than that; it casts no vote on parking at once, so
+// a gap close to the budget does not flip the site between the two modes. Owned by one
+// waiter at a time (a channel's server thread, or a requester thread), never shared.
 struct wait_history {
   static constexpr std::uint8_t park_after = 2;  // consecutive long waits before parking at once
-  std::uint8_t long_waits = 0;
+  // One byte: the history sits on the server's line of every channel's shared state.
+  std::uint8_t long_waits : 7 = 0;
+  std::uint8_t stretched : 1 = 0;  // 1: recent waits ended between one and two budgets
   [[nodiscard]] bool park_at_once(const wait_options& opts) const noexcept {
     return opts.adaptive && long_waits >= park_after;
   }
-  // A wait that ended within the budget.
+  // The spin budget for this site's next wait, given the budget `planned` for it otherwise.
+  [[nodiscard]] clock::duration spin_budget(clock::duration planned, const wait_options& opts) const noexcept {
+    return opts.adaptive && stretched != 0 ? 2 * planned : planned;
+  }
+  // A wait that ended within the (possibly stretched) budget.
   void record_short() noexcept { long_waits = 0; }
   // A wait that parked, `waited` long in all (its spin included).
   void record(clock::duration waited, const wait_options& opts) noexcept {
     if (waited < opts.spin) {
       long_waits = 0;
-    } else if (waited > 2 * opts.spin && long_waits < park_after) {
-      ++long_waits;
+    } else if (waited <= 2 * opts.spin) {
+      stretched = 1;
+    } else {
+      stretched = 0;
+      if (long_waits < park_after) ++long_waits;
     }
   }
 };
 
-// Spins while `word` holds `value`, for at most opts.spin (and never past `dl`).
+static_assert(sizeof(wait_history) == 1, "a wait history is one byte");
+
+// Spins while `word` holds `value`, for at most opts.spin (or hist->spin_budget() of it; never
+// past `dl`).
 // Returns the first different value seen, or `value` if the budget ran out.
 // ORDERING: loads are acquire, pairing with the release part of whatever RMW changed `word`.
 // If `hist` is given, a spin that succeeds is recorded in it as a short wait.
