@@ -36,7 +36,9 @@ using bench_clock = std::chrono::steady_clock;
 [[nodiscard]] std::uint64_t alloc_count() noexcept;
 [[nodiscard]] std::uint64_t free_count() noexcept;
 
-// Reports `allocs_per_req` = allocations between construction and report() / requests.
+// Reports `allocs_per_req` = allocations between construction and report() / requests, and
+// `allocs` = the allocations themselves, so that runs of different lengths show whether a
+// nonzero count grows with the run (a cost per request) or stays put (a bounded warm-up).
 class alloc_meter {
  public:
   alloc_meter() noexcept : start_{alloc_count()} {}
@@ -44,6 +46,7 @@ class alloc_meter {
   void report(benchmark::State& state, std::int64_t requests) const {
     const std::uint64_t allocs = alloc_count() - start_;  // read before the map insert allocates
     state.counters["allocs_per_req"] = requests > 0 ? static_cast<double>(allocs) / static_cast<double>(requests) : 0.0;
+    state.counters["allocs"] = static_cast<double>(allocs);
   }
 
  private:
