@@ -28,8 +28,9 @@ struct wait_options {
   // there costs only this thread's own idle core. The memory is per thread and shared by
   // every channel the thread waits on. Independently, each waiting site (a channel's
   // server, a requester thread's reply waits) parks at once after two waits longer than
-  // twice the budget, and spins again after the first wait shorter than it (README, "How
-  // it works"). false: always spin the full budget.
+  // twice the budget, spins again after the first wait shorter than it, and spins twice
+  // the budget after a wait that ended between one and two budgets (README, "How it
+  // works"). false: always spin the full budget.
   bool adaptive = true;
 };
 
