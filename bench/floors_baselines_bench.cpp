@@ -7,7 +7,7 @@
 //   rtt/<impl>                                     one client back-to-back, ns per round trip + p50/p99
 //   gap/<impl>/gap_us:N, gap/floor_<floor>/gap_us:N
 //                                                  request N us after the previous reply (N = 0, 10,
-//                                                  50, 100, 200, 500, 1000, 5000), p50/p99
+//                                                  50, 75, 100, 200, 500, 1000, 5000), p50/p99
 //   rtt_loaded/<impl>                              rtt while one CPU hog per core competes, p50/p99
 //   contended/<impl>/threads:{1,2,4,8}             items/s = round trips/s, latency_ns per client
 //   pipelined/<impl>                               64 sends then 64 waits, ns per request

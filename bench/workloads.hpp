@@ -81,7 +81,8 @@ inline constexpr int rtt_sample_every = 8;  // p50/p99 pass: 1 sample per 8 time
 // The gap sweep: gaps in µs and round trips per gap. Fewer round trips for long gaps keep
 // one implementation's sweep near 4 s (sum of gap x round trips, plus the round trips);
 // 200 round trips at 5 ms still leave 2 samples above p99.
-inline constexpr std::int64_t gap_sweep[][2] = {{0, 4000},   {10, 4000},  {50, 4000},  {100, 4000},
+// 75 µs sits between one and two default spin budgets: requests spaced just over the budget.
+inline constexpr std::int64_t gap_sweep[][2] = {{0, 4000},   {10, 4000},  {50, 4000},  {75, 4000}, {100, 4000},
                                                 {200, 3000}, {500, 1500}, {1000, 800}, {5000, 200}};
 // Other ump-side measurements with a server that has parked between requests.
 inline constexpr auto idle_pause = std::chrono::microseconds{50};
