@@ -6,7 +6,8 @@
 // Both carry a uint64_t, both have one consumer thread that drains in bulk and parks on the
 // same protocol, so the only difference between them is how producers are put in one order:
 //
-//   fifo_lock    (design B: what ump ships) one moodycamel producer behind a spin lock.
+//   fifo_lock    (design B: what ump ships) one moodycamel producer behind a spin lock
+//                (ump::detail::spin_lock, the channel send lock).
 //                Sender: lock, count the message (fetch_add on the control word), enqueue
 //                through the shared producer, unlock. Order = lock order. Producers
 //                serialise on the lock for the whole enqueue.
@@ -44,6 +45,7 @@
 #include <vector>
 
 #include "bench_util.hpp"
+#include "ump/detail/spin_lock.hpp"
 #include "workloads.hpp"
 
 namespace ump_bench {
@@ -139,26 +141,12 @@ class fifo_lock_post : public fifo_detail::consumer_base {
 
  private:
   void send(std::uint64_t x) {
-    lock();
+    lock_.lock();
     // ORDERING: seq_cst; the count half of the Dekker pair in park()/after_send().
     count_.fetch_add(1, std::memory_order_seq_cst);
     queue_.enqueue(ptok_, x);
-    // ORDERING: release; pairs with lock()'s acquire exchange.
-    locked_.store(false, std::memory_order_release);
+    lock_.unlock();
     after_send();
-  }
-  void lock() noexcept {
-    // ORDERING: acquire; pairs with send()'s release store.
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      // ORDERING: relaxed; only waits for the lock to look free.
-      for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
-        if (i < 64) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
   }
   void consume() {
     std::array<std::uint64_t, 256> batch;
@@ -184,8 +172,8 @@ class fifo_lock_post : public fifo_detail::consumer_base {
 
   moodycamel::ConcurrentQueue<std::uint64_t> queue_;
   moodycamel::ProducerToken ptok_{queue_};
-  alignas(cache_line_size) std::atomic<bool> locked_{false};
-  std::thread consumer_;  // last: started after every other member exists
+  alignas(cache_line_size) ump::detail::spin_lock lock_;  // the channel send lock's very type
+  std::thread consumer_;                                  // last: started after every other member exists
 };
 
 // Design C: a producer per sender, merged by a shared ticket on the consumer.

@@ -11,13 +11,12 @@
 //   rtt_loaded/<impl>                              rtt while one CPU hog per core competes, p50/p99
 //   contended/<impl>/threads:{1,2,4,8}             items/s = round trips/s, latency_ns per client
 //   pipelined/<impl>                               64 sends then 64 waits, ns per request
-//   post/<impl>/producers:{1,2,4}                  items/s = messages/s (impl fifo_lock / fifo_ticket:
-//                                                  the one-FIFO designs compared, fifo_designs.hpp)
+//   post/<impl>/producers:{1,2,4}                  items/s = messages/s (impls fifo_lock / fifo_ticket,
+//                                                  the one-FIFO designs: ump_fifo_designs_bench.cpp)
 //   cost/uncontended_rmw                           one atomic RMW on a private line, ns
 // ump's adapters register the same workloads under impl "ump" (ump_*_bench.cpp),
 // so tools/bench_report.py pairs rows by workload and parameter.
 #include "baselines.hpp"
-#include "fifo_designs.hpp"
 #include "floors.hpp"
 #include "workloads.hpp"
 
@@ -53,9 +52,6 @@ const bool registered = [] {
 
   register_post<mutex_condvar_post>("mutex_condvar");
   register_post<moodycamel_post>("moodycamel");
-  // The two one-FIFO designs over moodycamel, as bare post transports (fifo_designs.hpp).
-  register_post<fifo_lock_post>("fifo_lock");
-  register_post<fifo_ticket_post>("fifo_ticket");
   benchmark::RegisterBenchmark("cost/uncontended_rmw", run_uncontended_rmw)->ReportAggregatesOnly(true);
   return true;
 }();
