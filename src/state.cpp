@@ -1,6 +1,7 @@
 // Shared-state slow paths: the server's blocking take, close/drain, waking (see state.hpp).
 #include "ump/detail/state.hpp"
 
+#include <new>
 #include <thread>
 #include <utility>
 
@@ -10,16 +11,46 @@ state_base::state_base(const channel_options& o)
     : server_capacity_(o.capacity), opts_(o.waiting), capacity_(o.capacity) {
   UMP_CHECK(o.capacity < (1u << 27), "channel_options::capacity is at most 2^27 - 1");
   if (opts_.spin_before_yield > opts_.spin) opts_.spin_before_yield = opts_.spin;
+  if (capacity_ != 0) channel_lane_ = &acquire_lane();
 #if defined(UMP_MODEL_CHECK)
   ++model_live_states;
 #endif
 }
 
+state_base::~state_base() {
+  // Before queue_ goes: each lane's token hands its producer back to the queue.
+  // ORDERING: relaxed; the last reference's acq_rel release (release_group) ordered every
+  // other thread's use of the lanes before this.
+  lane* l = lanes_.load(std::memory_order_relaxed);
+  while (l != nullptr) {
+    UMP_ASSERT(l->stock == nullptr, "every lane's stock returns to the pool before the channel dies");
+    delete std::exchange(l, l->next);
+  }
 #if defined(UMP_MODEL_CHECK)
-state_base::~state_base() { --model_live_states; }
-#else
-state_base::~state_base() = default;
+  --model_live_states;
 #endif
+}
+
+lane& state_base::acquire_lane() noexcept {
+  // A lane a destroyed client object let go of, if there is one.
+  // ORDERING: acquire, pairs with the release CAS below: a listed lane is complete.
+  lane* const head = lanes_.load(std::memory_order_acquire);
+  for (lane* l = head; l != nullptr; l = l->next) {
+    // ORDERING: relaxed look, then acquire exchange, pairing with release_lane()'s store:
+    // the new owner sees the old owner's last writes to the lane.
+    if (l->owned.load(std::memory_order_relaxed) == 0 && l->owned.exchange(1, std::memory_order_acquire) == 0)
+      return *l;
+  }
+  auto* l = new (std::nothrow) lane(queue_);
+  // A producer token without a producer: moodycamel could not allocate one.
+  if (l == nullptr || !l->token.valid()) fatal("ump: out of memory while adding a sender to a channel");
+  l->next = head;
+  // ORDERING: release on success, pairs with the acquire loads of lanes_ (server, senders):
+  // they see the lane complete. Relaxed on failure: the retry only relinks.
+  while (!lanes_.compare_exchange_weak(l->next, l, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+  return *l;
+}
 
 void state_base::release_group() noexcept {
   // ORDERING: acq_rel; the second group to finish sees everything the first one did.
@@ -63,7 +94,7 @@ void state_base::wake_server() noexcept {
 
 bool state_base::poll_for_server(void* self) noexcept {
   auto* st = static_cast<state_base*>(self);
-  if (st->refill_batch()) return true;
+  if (st->any_ready()) return true;
   // Look at ctl_ only now and then: reading it steals its line from the senders.
   static thread_local unsigned polls = 0;
   if ((++polls & 255) != 0) return false;
@@ -83,7 +114,7 @@ poll_status state_base::take(envelope& out, deadline dl, const stop_check* stop)
     const bool at_once = waits_.park_at_once(opts_);
     if (!at_once && spin_until(&poll_for_server, this, opts_, dl, &waits_))
       continue;  // a batch, or the no_clients hint
-    // ORDERING: acquire, pairs with send_locked()'s fetch_add and drop_strong()'s fetch_or.
+    // ORDERING: acquire, pairs with send_on()'s fetch_add and drop_strong()'s fetch_or.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
     if (backlog(c) > 0 || (c & no_clients) != 0) continue;
     UMP_TEST_DELAY(server_before_park);
@@ -272,24 +303,21 @@ bool state_base::cancel_room_waiter(room_waiter& w) noexcept {
 }
 
 void state_base::close() noexcept {
-  // ORDERING: acq_rel; totally ordered with every send_locked()'s fetch_add (see state.hpp).
+  // ORDERING: acq_rel; totally ordered with every send_on()'s fetch_add (see state.hpp).
   ctl_.fetch_or(closed, std::memory_order_acq_rel);
-  // Received in bulk but never handed out: these were counted as taken already.
-  const auto fail = [this](const envelope& e) noexcept {
-    if (e.node != nullptr) fail_queued(e.node);
-  };
   // Senders waiting for room learn that the server is gone (after `closed`: none can link
   // itself after this).
   if (capacity_ != 0) (void)settle_room_waiters(room_waiter::closed, false);
-  while (batch_pos_ != batch_len_) fail(batch_[batch_pos_++]);
+  // Every announced message, buffered or still queued, in any order: all of them fail.
   for (;;) {
-    // ORDERING: acquire, pairs with send_locked()'s fetch_add.
+    // ORDERING: acquire, pairs with send_on()'s fetch_add.
     const std::uint32_t c = ctl_.load(std::memory_order_acquire);
     if (backlog(c) == 0) break;
     envelope e;
-    if (dequeue_one(e)) {
+    if (take_any(e)) {
       note_taken();
-      fail(e);
+      unstamp(e);
+      if (e.node != nullptr) fail_queued(e.node);  // inline posts are trivially destructible
     } else {
       // Announced but not enqueued yet, or a rejected sender about to undo its count.
       wait_for_announced();

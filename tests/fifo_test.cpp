@@ -2,6 +2,7 @@
 // whichever client object, clone, post_client, upgraded weak client or thread made it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "support/lifetime.hpp"
+#include "ump/detail/access.hpp"
 #include "ump/ng.hpp"
 #include "ump/ump.hpp"
 
@@ -81,6 +83,69 @@ TEST_CASE("post_client_and_client_interleaved_on_one_thread_arrive_in_send_order
     }
   }
   CHECK(drain(srv) == iota(300));
+}
+
+TEST_CASE("clones_made_and_dropped_one_after_another_reuse_one_lane") {
+  // A client object takes a lane at its first send and lets it go when destroyed; the next
+  // object's first send takes that lane again, so a copy per send costs no memory per copy.
+  auto chan = ump::ng::channel<int, int, int>();
+  auto& srv = chan.first;
+  auto& cli = chan.second;
+  auto* st = ump::detail::access::core(cli).state();
+  CHECK(st->lane_count() == 0);  // nothing sent yet: an idle channel has no lane
+  for (int i = 0; i < 1000; ++i) {
+    auto copy = cli;
+    if (i % 2 == 0) {
+      REQUIRE(copy.post(i).has_value());
+    } else {
+      (void)copy.req_async(i);
+    }
+  }
+  CHECK(st->lane_count() == 1);
+  CHECK(drain(srv) == iota(1000));
+}
+
+TEST_CASE("first_sends_through_one_shared_client_object_race_and_keep_each_threads_order") {
+  // Several threads make their first sends through one client object at the same moment:
+  // each may take a lane, one wins, the others let theirs go. Every message arrives, and
+  // each thread's messages arrive in the order it sent them.
+  constexpr int threads = 4;
+  const int per_thread = scaled(2000);
+  auto chan = ump::ng::channel<int, int, int>();
+  auto& srv = chan.first;
+  auto shared = chan.second;
+  std::atomic<int> ready{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      ready.fetch_add(1);
+      while (ready.load() != threads) {
+      }
+      for (int k = 0; k < per_thread; ++k) REQUIRE(shared.post(t * per_thread + k).has_value());
+    });
+  }
+  for (auto& th : ts) th.join();
+  auto* st = ump::detail::access::core(shared).state();
+  CHECK(st->lane_count() >= 1);
+  CHECK(st->lane_count() <= threads);
+  const std::vector<int> got = drain(srv);
+  CHECK(got.size() == static_cast<std::size_t>(threads * per_thread));
+  std::vector<int> next(threads, 0);
+  long out_of_order = 0;
+  for (int v : got) {
+    const auto t = static_cast<std::size_t>(v / per_thread);
+    if (v % per_thread != next[t]) ++out_of_order;
+    next[t] = v % per_thread + 1;
+  }
+  CHECK(out_of_order == 0);
+  // The lanes lost in the race are free: new client objects take them, not new lanes.
+  const std::size_t lanes = st->lane_count();
+  {
+    std::vector<ump::ng::client<int, int, int>> more(threads - 1, shared);
+    for (auto& c : more) REQUIRE(c.post(0).has_value());
+  }
+  CHECK(st->lane_count() <= std::max<std::size_t>(lanes, threads));
+  CHECK(drain(srv).size() == threads - 1);
 }
 
 // Threads take turns: each sends, then hands a token to the next through an atomic

@@ -42,6 +42,15 @@ struct tally {
   unsigned long long n = 0;
 };
 
+// Gives clients their lanes before the threads start, in scenarios that are about something
+// else: a first send takes a lane (acquire_lane), which multiplies the interleavings of
+// every scenario whose clients send for the first time inside the threads. Taking lanes is
+// what handoff_across_lanes and first_sends_share_a_client check.
+template <class... C>
+void take_lanes(C&... c) {
+  (static_cast<void>(ump::detail::access::core(c).own_lane()), ...);
+}
+
 // --- 1. senders against a parking thread server --------------------------------------------
 // Two clients send one request each and wait (parked) for the reply, then drop their client;
 // the server thread waits (parks at once) for requests until clients_disappeared. Covers the
@@ -99,6 +108,7 @@ struct close_vs_send : scenario<close_vs_send, 3> {
     srv.emplace(std::move(s));
     cli[1].emplace(c);
     cli[0].emplace(std::move(c));
+    take_lanes(*cli[0], *cli[1]);
   }
   void thread(unsigned i) {
     if (i < 2) {
@@ -346,6 +356,7 @@ struct async_server_stale_wake : scenario<async_server_stale_wake, 2> {
     srv.emplace(std::move(s));
     cli[1].emplace(c);
     cli[0].emplace(std::move(c));
+    take_lanes(*cli[0], *cli[1]);
     coro = serve(this).h;  // runs until its first suspension: registered, parked_async set
   }
   void thread(unsigned i) {
@@ -396,6 +407,7 @@ struct withdraw_vs_wake : scenario<withdraw_vs_wake, 3> {
     srv.emplace(std::move(s));
     cli[1].emplace(c);
     cli[0].emplace(std::move(c));
+    take_lanes(*cli[0], *cli[1]);
     aw.emplace(*srv, counting_sched{&scheduled});
     RL_ASSERT(!aw->await_ready());
     RL_ASSERT(aw->await_suspend(std::noop_coroutine()));  // registered
@@ -487,6 +499,7 @@ struct withdraw_vs_stale_wake : scenario<withdraw_vs_stale_wake, 3> {
     srv.emplace(std::move(s));
     cli[1].emplace(c);
     cli[0].emplace(std::move(c));
+    take_lanes(*cli[0], *cli[1]);
     first.emplace(*srv, flag_sched{&delivered1});
     RL_ASSERT(!first->await_ready());
     RL_ASSERT(first->await_suspend(std::noop_coroutine()));
@@ -875,6 +888,110 @@ struct room_chunk_vs_take : scenario<room_chunk_vs_take, 2> {
   }
 };
 
+// --- one FIFO across lanes ---------------------------------------------------------------------
+// Two client objects (so two lanes, each taken at its first send). Thread 0 sends 1 (not
+// waiting for it) and then raises a flag; thread 1 sends 2 if it saw the flag (its send then
+// happens after the first), else 3. The server must never take 2 before 1: tickets, not
+// lanes, decide the order.
+tally handoff_ordered{"handoff_across_lanes: second send made after the hand-off"};
+struct handoff_across_lanes : scenario<handoff_across_lanes, 3> {
+  std::optional<server_t> srv;
+  std::optional<client_t> cli[2];
+  ump::detail::atomic<int> flag{0};
+  int order[2] = {0, 0};
+  int taken = 0;
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    cli[1].emplace(c);
+    cli[0].emplace(std::move(c));
+    // ORDERING: relaxed; before the modelled threads start.
+    flag.store(0, std::memory_order_relaxed);
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      auto w = cli[0]->req_async(1);
+      // ORDERING: release, pairs with thread 1's acquire load: the hand-off.
+      flag.store(1, std::memory_order_release);
+      auto r = std::move(w).wait();
+      RL_ASSERT(r && *r == 10);
+      cli[0].reset();
+    } else if (i == 1) {
+      // ORDERING: acquire, pairs with thread 0's release store.
+      const int v = flag.load(std::memory_order_acquire) != 0 ? 2 : 3;
+      auto r = cli[1]->req(v);
+      RL_ASSERT(r && *r == v * 10);
+      cli[1].reset();
+    } else {
+      for (;;) {
+        auto m = srv->wait();
+        if (!m) {
+          RL_ASSERT(m.error() == errc::clients_disappeared);
+          break;
+        }
+        auto [msg, ctx] = std::move(*m);
+        RL_ASSERT(taken < 2);
+        order[taken++] = msg;
+        RL_ASSERT(ctx.reply(msg * 10));
+      }
+      RL_ASSERT(taken == 2);
+      if (order[0] == 2 || order[1] == 2) {
+        RL_ASSERT(order[0] == 1 && order[1] == 2);
+        ++handoff_ordered.n;
+      }
+    }
+  }
+  void finish() { srv.reset(); }
+};
+
+// --- first sends through one client object, and a lane handed on -----------------------------
+// Threads 0 and 1 make the first sends through one shared client object at once: both take
+// a lane (acquire_lane) and race to set it as the object's (own_lane); the loser lets its
+// lane go. Thread 0 then sends again through a new copy, which takes a free lane if there is
+// one (the loser's), and destroys it. The server thread answers everything; each request
+// gets its reply exactly once, thread 0's two requests arrive in the order it made them,
+// and every lane's stock comes back (the state's destructor checks the nodes).
+struct first_sends_share_a_client : scenario<first_sends_share_a_client, 3> {
+  std::optional<server_t> srv;
+  std::optional<client_t> shared;
+  int seen[4] = {0, 0, 0, 0};
+  int taken = 0;
+
+  void setup() {
+    auto [s, c] = ump::channel<int, int>(parking());
+    srv.emplace(std::move(s));
+    shared.emplace(std::move(c));
+  }
+  void thread(unsigned i) {
+    if (i < 2) {
+      const int v = static_cast<int>(i) + 1;
+      auto r = shared->req(v);
+      RL_ASSERT(r && *r == v * 10);
+      if (i == 0) {
+        client_t again = *shared;
+        auto r2 = again.req(3);
+        RL_ASSERT(r2 && *r2 == 30);
+      }
+      return;
+    }
+    for (;;) {
+      auto m = srv->wait();
+      if (!m) break;
+      auto [msg, ctx] = std::move(*m);
+      RL_ASSERT(msg >= 1 && msg <= 3 && seen[msg] == 0);
+      seen[msg] = ++taken;
+      RL_ASSERT(ctx.reply(msg * 10));
+      if (taken == 3) break;
+    }
+    RL_ASSERT(taken == 3 && seen[1] < seen[3]);
+  }
+  void finish() {
+    shared.reset();
+    srv.reset();
+  }
+};
+
 // --- driver ---------------------------------------------------------------------------------
 struct entry {
   const char* name;
@@ -931,13 +1048,17 @@ const entry scenarios[] = {
     {"room_wait_vs_close", false, randomised, 300000, &run_one<room_wait_vs_close>},
     {"room_chunk_vs_take", false, bounded, 0, &run_one<room_chunk_vs_take>},
     {"room_chunk_vs_take", false, randomised, 100000, &run_one<room_chunk_vs_take>},
+    {"handoff_across_lanes", false, bounded, 0, &run_one<handoff_across_lanes>},
+    {"handoff_across_lanes", false, randomised, 300000, &run_one<handoff_across_lanes>},
+    // Its bounded search (3.7 million executions at one preemption, 40 s) is run by hand.
+    {"first_sends_share_a_client", false, randomised, 1000000, &run_one<first_sends_share_a_client>},
     {"negative_lost_wake", true, randomised, 10000, &run_one<negative_lost_wake>},
     {"negative_stop_without_interrupt", true, randomised, 10000, &run_one<negative_stop_without_interrupt>},
 };
 
-const tally* const tallies[] = {&close_replied,   &close_failed,   &upgrade_won,   &upgrade_lost,
-                                &abandon_first,   &reply_first,    &timed_out,     &cancel_withdrew,
-                                &cancel_too_late, &stop_got_reply, &stop_withdrew, &stop_abandoned};
+const tally* const tallies[] = {&close_replied, &close_failed,   &upgrade_won,     &upgrade_lost,    &abandon_first,
+                                &reply_first,   &timed_out,      &cancel_withdrew, &cancel_too_late, &stop_got_reply,
+                                &stop_withdrew, &stop_abandoned, &handoff_ordered};
 
 }  // namespace
 

@@ -43,9 +43,9 @@ class channel_state final : public state_base {
     if (cell_base* c = pop_free()) return static_cast<node_type*>(c);
     return allocate_node();
   }
-  // The same through the send stock (send lock held).
-  node_type* acquire_node_locked() {
-    if (cell_base* c = pop_stock()) return static_cast<node_type*>(c);
+  // The same through lane `l`'s stock (its lock held).
+  node_type* acquire_node(lane& l) {
+    if (cell_base* c = pop_stock(l)) return static_cast<node_type*>(c);
     return allocate_node();
   }
 

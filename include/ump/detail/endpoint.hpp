@@ -48,18 +48,25 @@ class client_core {
   using state_type = channel_state<M, R, E>;
   using node_type = typename state_type::node_type;
 
+  // A copy sends through a lane of its own (taken at its first send), not through o's.
   client_core(const client_core& o) noexcept : st_(o.st_) {
     UMP_CHECK(st_ != nullptr, "a moved-from client is not used (copied after move)");
     st_->add_ref(state_base::client_group);
     st_->add_strong();
   }
-  client_core(client_core&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+  client_core(client_core&& o) noexcept : st_(std::exchange(o.st_, nullptr)), lane_(o.take_lane_ptr()) {}
   client_core& operator=(client_core o) noexcept {
     std::swap(st_, o.st_);
+    lane* mine = take_lane_ptr();
+    // ORDERING: relaxed; assignment is not concurrent with other uses of either object.
+    lane_.store(o.take_lane_ptr(), std::memory_order_relaxed);
+    // ORDERING: relaxed; as above.
+    o.lane_.store(mine, std::memory_order_relaxed);
     return *this;
   }
   ~client_core() {
     if (st_ == nullptr) return;
+    if (lane* l = take_lane_ptr()) st_->release_lane(*l);
     st_->drop_strong();
     st_->release(state_base::client_group);
   }
@@ -104,38 +111,55 @@ class client_core {
   template <class... A>
   sent send_unwoken_with(message_kind kind, const room_policy& rp, A&&... a) {
     UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
+    if (!st_->bounded()) {
+      lane& l = own_lane();
+      l.lock.lock();
+      scope_exit unlock([&]() noexcept { l.lock.unlock(); });
+      return send_through(l, kind, std::forward<A>(a)...);
+    }
     bool reserved = false;
     const errc e = lock_with_room(rp, reserved);
     if (e != errc{}) return {nullptr, false, e};
     return send_locked_and_unlock(kind, reserved, std::forward<A>(a)...);
   }
-  // The send itself. Send lock held on entry, released here. `reserved`: this sender was
-  // granted room while it waited (room_waiter::granted); if it does not use it (the server
-  // is gone, or building the message throws), the room passes to the next waiter.
+  // The send of a bounded channel, through its lane. Send lock held on entry, released here.
+  // `reserved`: this sender was granted room while it waited (room_waiter::granted); if it
+  // does not use it (the server is gone, or building the message throws), the room passes
+  // to the next waiter.
   template <class... A>
   sent send_locked_and_unlock(message_kind kind, bool reserved, A&&... a) {
-    using status = state_base::send_status;
     bool used = !reserved;
     scope_exit pass_on([&]() noexcept {
-      if (!used) st_->grant_room();  // after the unlock below (destroyed first)
+      if (!used) st_->grant_room();  // after the unlocks below (destroyed first)
     });
     scope_exit unlock([&]() noexcept { st_->unlock_send(); });
     if (reserved) st_->take_reservation_locked();
-    node_type* n = st_->acquire_node_locked();
+    lane& l = st_->channel_lane();
+    l.lock.lock();
+    scope_exit unlock_lane([&]() noexcept { l.lock.unlock(); });
+    const sent s = send_through(l, kind, std::forward<A>(a)...);
+    if (s.node != nullptr) used = true;
+    return s;
+  }
+  // The send itself, through lane `l`, whose lock the caller holds: a node from the lane's
+  // stock, the message built in it, announced and enqueued.
+  template <class... A>
+  sent send_through(lane& l, message_kind kind, A&&... a) {
+    using status = state_base::send_status;
+    node_type* n = st_->acquire_node(l);
     {
-      scope_exit give_back([&]() noexcept { st_->push_stock(n); });
+      scope_exit give_back([&]() noexcept { state_base::push_stock(l, n); });
       n->msg_.emplace(std::forward<A>(a)...);
       give_back.dismiss();
     }
     n->is_post_ = kind == message_kind::post;
     n->reset();
-    const status s = st_->send_locked(envelope{n, {}});
+    const status s = st_->send_on(l, envelope{n, {}});
     if (s == status::rejected) {
       n->msg_.destroy();
-      st_->push_stock(n);
+      state_base::push_stock(l, n);
       return {nullptr, false, errc::server_disappeared};
     }
-    used = true;
     return {n, s == status::sent_wake, errc{}};
   }
 
@@ -179,25 +203,28 @@ class client_core {
   result<void, E> post_inline(const P& x, const room_policy& rp = {}) noexcept {
     static_assert(fits_inline<P>);
     UMP_CHECK(st_ != nullptr, "a moved-from client is not used");
+    if (!st_->bounded()) {
+      lane& l = own_lane();
+      l.lock.lock();
+      const auto s = st_->send_on(l, inline_envelope(x));
+      l.lock.unlock();
+      return posted(s, false);
+    }
     bool reserved = false;
     const errc e = lock_with_room(rp, reserved);
     if (e != errc{}) return error<E>(e);
     return post_inline_locked_and_unlock(x, reserved);
   }
-  // The send of post_inline(). Send lock held on entry, released here.
+  // The send of post_inline() in a bounded channel. Send lock held on entry, released here.
   template <class P>
   result<void, E> post_inline_locked_and_unlock(const P& x, bool reserved) noexcept {
-    envelope e{nullptr, {}};
-    std::memcpy(e.bytes, std::addressof(x), sizeof(P));
     if (reserved) st_->take_reservation_locked();
-    const auto s = st_->send_locked(e);
+    lane& l = st_->channel_lane();
+    l.lock.lock();
+    const auto s = st_->send_on(l, inline_envelope(x));
+    l.lock.unlock();
     st_->unlock_send();
-    if (s == state_base::send_status::rejected) {
-      if (reserved) st_->grant_room();  // unused room passes on
-      return error<E>(errc::server_disappeared);
-    }
-    if (s == state_base::send_status::sent_wake) st_->wake_server();
-    return {};
+    return posted(s, reserved);
   }
 
   template <class... A>
@@ -209,6 +236,42 @@ class client_core {
     const sent s = send_unwoken_with(message_kind::post, rp, std::forward<A>(a)...);
     if (s.wake) st_->wake_server();
     if (s.node == nullptr) return error<E>(s.err);
+    return {};
+  }
+
+  // The lane this client object sends through, taken at its first send (several threads
+  // may make that first send at once: one lane wins, the others are let go again).
+  lane& own_lane() noexcept {
+    // ORDERING: acquire, pairs with the CAS below: a lane set by another thread is complete.
+    lane* l = lane_.load(std::memory_order_acquire);
+    if (l != nullptr) [[likely]]
+      return *l;
+    lane* mine = &st_->acquire_lane();
+    // ORDERING: acq_rel on success (publishes the lane to this object's other threads);
+    // acquire on failure, as the load above.
+    if (lane_.compare_exchange_strong(l, mine, std::memory_order_acq_rel, std::memory_order_acquire)) return *mine;
+    st_->release_lane(*mine);
+    return *l;
+  }
+  // This object's lane, which it no longer holds (moved from, assigned, destroyed).
+  lane* take_lane_ptr() noexcept {
+    // ORDERING: relaxed; moving, assigning and destroying are not concurrent with sends
+    // through the same object.
+    return lane_.exchange(nullptr, std::memory_order_relaxed);
+  }
+  template <class P>
+  static envelope inline_envelope(const P& x) noexcept {
+    envelope e{nullptr, {}};
+    std::memcpy(e.bytes, std::addressof(x), sizeof(P));
+    return e;
+  }
+  // An inline post's outcome, the lock(s) released.
+  result<void, E> posted(state_base::send_status s, bool reserved) noexcept {
+    if (s == state_base::send_status::rejected) {
+      if (reserved) st_->grant_room();  // unused room passes on
+      return error<E>(errc::server_disappeared);
+    }
+    if (s == state_base::send_status::sent_wake) st_->wake_server();
     return {};
   }
 
@@ -265,6 +328,7 @@ class client_core {
 
  private:
   state_type* st_;
+  atomic<lane*> lane_{nullptr};  // see own_lane()
 };
 
 // What areq() and apost() share when the channel is full: the message waits in the awaiter

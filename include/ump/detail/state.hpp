@@ -5,7 +5,7 @@
 //   * ctl_: the server's word. Flags (closed, parked_thread, parked_async, no_clients) and a
 //     wrapping count of announced messages. Every event the server may wait for changes ctl_
 //     with one RMW, so the server parks on it with a futex and no wake is lost. The server
-//     never writes the count: it keeps its own count of taken messages (taken_, on its own
+//     never writes the count: it keeps its own count of taken messages (next_, on its own
 //     cache line), and the backlog is announced − taken. So per message ctl_ sees one RMW (the
 //     sender's) and the server only reads it.
 //   * strong_: number of strong clients. upgrade() is increment-if-not-zero; the drop to
@@ -13,34 +13,50 @@
 //   * two reference groups: the server (server group); every client and weak client, and
 //     every node outside the shared pool (client group). A node's reference is what keeps
 //     the state alive for the wait_reply and the reply_context of its request, so neither
-//     takes one of its own: nodes are taken from the pool into the channel's send stock
-//     sixteen at a time with one fetch_add, and the one that recycles a node drops its
-//     reference. The stock goes back to the pool when the last strong client goes (no send
-//     can start after that). A parked requester adds a pin for its replier's futex wake
-//     (cell.hpp). The state is deleted when both groups have reached zero; each does so
-//     exactly once.
-//   * the send lock, and under it the channel's one queue producer and its node stock;
-//   * the cell pool and the moodycamel queue.
+//     takes one of its own: nodes are taken from the pool into a lane's send stock sixteen
+//     at a time with one fetch_add, and the one that recycles a node drops its reference.
+//     The stocks go back to the pool when the last strong client goes (no send can start
+//     after that). A parked requester adds a pin for its replier's futex wake (cell.hpp).
+//     The state is deleted when both groups have reached zero; each does so exactly once.
+//   * the lanes (below), the cell pool and the moodycamel queue;
+//   * for bounded channels, the send lock and under it the capacity accounting and the room
+//     list (see "capacity" below).
 //
-// One FIFO. Every send, from any client object, post_client or thread, announces and
-// enqueues while holding the send lock, through the one producer. If one send
-// happens-before another, its lock hold comes first, so its message is enqueued first and
-// the server (which dequeues from that producer alone) takes it first.
+// Lanes. A lane is one moodycamel producer with its own lock, node stock and, on the
+// server's side, a small buffer of envelopes dequeued from it in bulk. A client object takes
+// a lane on its first send (a free one, left by a destroyed client object, or a new one) and
+// sends through it alone; the lock orders concurrent sends through that one object. Lanes
+// live as long as the channel, in a list that only grows. A bounded channel has one lane,
+// the channel's, which every send uses under the send lock.
+//
+// One FIFO. moodycamel orders each producer on its own, so the order across lanes comes from
+// the announce: every send's fetch_add on ctl_ returns the count before it, its ticket,
+// which travels with the message. The server hands messages out in ticket order: the next
+// one is the message whose ticket equals its own count of taken messages, found at the head
+// of one lane's buffer (each lane's tickets ascend). If one send happens-before another, its
+// fetch_add comes first in ctl_'s modification order, so its ticket is smaller and the server
+// takes it first, whatever client object, post_client or thread made either. A ticket that is
+// announced and not enqueued yet (its sender is between the two) holds the server back until
+// it shows up, as the announced-but-missing message always did.
 //
 // Send protocol (any client thread):       Receive protocol (server thread):
-//   lock the send lock                       c = ctl_.load(); backlog(c) > 0 → dequeue (spin
-//   prev = ctl_.fetch_add(one)                 until the announced node shows up), taken_++
-//   prev & closed → undo, fail               backlog 0 and no_clients → clients_disappeared
-//   enqueue; unlock                          else spin, then CAS parked flag in, futex wait
+//   lock the lane                            next = the lane head whose ticket == taken_ →
+//   prev = ctl_.fetch_add(one)                 taken_++ (refilling empty lane buffers first)
+//   prev & closed → undo, fail               none, and backlog(ctl_) > 0 → spin until it shows
+//   enqueue {message, ticket = prev}         backlog 0 and no_clients → clients_disappeared
+//   unlock the lane                          else spin, then CAS parked flag in, futex wait
 //   prev & parked → wake_server()
-// Close (server destroyed): fetch_or(closed), then take and fail every announced node until
-// the backlog is empty. A sender whose fetch_add precedes closed is counted, so the drain waits
-// for its node; a later sender sees closed. Either way the request gets exactly one outcome.
+// Close (server destroyed): fetch_or(closed), then take and fail every announced message, in
+// any order, until the backlog is empty. A sender whose fetch_add precedes closed is counted,
+// so the drain waits for its message; a later sender sees closed. Either way the request gets
+// exactly one outcome.
 #pragma once
 
 #include <atomic>  // std::memory_order
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <utility>
 
 #include "ump/detail/atomic.hpp"
 #include "ump/detail/cell.hpp"
@@ -84,6 +100,32 @@ struct room_waiter {
   async_waiter on_grant{};                // a coroutine's: called, lock released, instead of a wake
 };
 
+// One sender's way into the queue: a moodycamel producer, the lock that orders the sends
+// through it, the node stock they draw from, and the server's buffer of what it dequeued
+// from it and has not handed out yet. Owned by one client object at a time (or, in a
+// bounded channel, by the channel); kept in the channel's lane list until the channel dies.
+struct lane {
+  explicit lane(node_queue& q) : token(q) {}
+  lane(const lane&) = delete;
+  lane& operator=(const lane&) = delete;
+
+  // Envelopes the server dequeues from one lane at a time.
+  static constexpr std::uint8_t batch_size = 14;
+
+  // What senders touch. The lock is held for a whole send; in ThreadSanitizer builds the
+  // server's dequeues from this lane take it too (see state_base::dequeue_bulk).
+  alignas(cache_line_size) spin_lock lock;
+  // A client object sends through this lane (or the channel does); 0 once it let go.
+  atomic<std::uint32_t> owned{1};
+  cell_base* stock = nullptr;  // free nodes, each with its reference; a list through next_ (lock)
+  lane* next = nullptr;        // the channel's lane list; set before the lane is published
+  producer_token token;
+  // The server's: envelopes dequeued from this lane, not handed out yet, in ticket order.
+  alignas(cache_line_size) std::uint8_t pos = 0;
+  std::uint8_t len = 0;
+  envelope buf[batch_size];
+};
+
 template <class M, class R, class E>
 class server_core;
 template <class M, class R, class E>
@@ -109,12 +151,10 @@ class state_base {
   static constexpr std::uint32_t flag_mask = 31;
   static constexpr std::uint32_t one = 32;  // the announced count lives above the flags
 
-  // Messages announced in `c` and not yet taken by the server. Exact on the server's thread;
-  // a racy estimate elsewhere. Wrapping arithmetic: the backlog is at most 2^27 - 1.
-  [[nodiscard]] std::uint32_t backlog(std::uint32_t c) const noexcept {
-    // ORDERING: relaxed; taken_ is written only by the server thread.
-    return ((c & ~flag_mask) - taken_.load(std::memory_order_relaxed)) / one;
-  }
+  // Messages announced in `c` and not yet taken by the server. Server side (the server
+  // thread, or a waker holding the async waiter's claim). Wrapping arithmetic: the backlog
+  // is at most 2^27 - 1.
+  [[nodiscard]] std::uint32_t backlog(std::uint32_t c) const noexcept { return ((c & ~flag_mask) - next_) / one; }
 
   explicit state_base(const channel_options& o);
   state_base(const state_base&) = delete;
@@ -162,15 +202,43 @@ class state_base {
   }
 
   // --- sending (client side) ---------------------------------------------------------------
-  // The send lock: held by a sender from taking its node to enqueueing its message.
+  // True for a channel with a capacity: its sends go through the channel's lane, under the
+  // send lock, which also guards the capacity accounting and the room list.
+  [[nodiscard]] bool bounded() const noexcept { return capacity_ != 0; }
+  // The send lock (bounded channels): held by a sender from its room check to its enqueue.
   void lock_send() noexcept { send_lock_.lock(); }
   void unlock_send() noexcept { send_lock_.unlock(); }
+  // The lane every send of a bounded channel uses (made with the channel).
+  [[nodiscard]] lane& channel_lane() const noexcept {
+    UMP_ASSERT(channel_lane_ != nullptr, "only a bounded channel has a channel lane");
+    return *channel_lane_;
+  }
+
+  // A lane for a client object's sends: one that a destroyed client object let go, or a new
+  // one (published in the lane list before it is returned). Any thread. Aborts naming the
+  // cause if memory runs out (a send's noexcept paths depend on it).
+  lane& acquire_lane() noexcept;
+  // How many lanes the channel has made (a probe, for tests: lanes are reused, so this is
+  // the most client objects that sent at once, plus any lost in a first-send race).
+  [[nodiscard]] std::size_t lane_count() const noexcept {
+    std::size_t n = 0;
+    // ORDERING: acquire, pairs with acquire_lane()'s release CAS.
+    for (const lane* l = lanes_.load(std::memory_order_acquire); l != nullptr; l = l->next) ++n;
+    return n;
+  }
+  // The client object that owned `l` is done with it (its sends have all returned).
+  void release_lane(lane& l) noexcept {
+    // ORDERING: release, pairs with acquire_lane()'s acquire exchange: the next owner sees
+    // this owner's last writes to the lane (its stock).
+    l.owned.store(0, std::memory_order_release);
+  }
 
   enum class send_status : std::uint8_t { rejected, sent, sent_wake };
-  // Effect: hands `c` to the server. The caller holds the send lock. Returns rejected if the
-  // server is gone (`c` was not queued and still belongs to the caller), and sent_wake if
-  // the server was parked: the caller must call wake_server() after unlocking. Never blocks.
-  send_status send_locked(const envelope& c) noexcept {
+  // Effect: hands `c` to the server through lane `l`, whose lock the caller holds (and the
+  // send lock too, for a bounded channel). Returns rejected if the server is gone (`c` was
+  // not queued and still belongs to the caller), and sent_wake if the server was parked: the
+  // caller must call wake_server() after unlocking. Never blocks.
+  send_status send_on(lane& l, envelope c) noexcept {
     // ORDERING: fast rejection only; the fetch_add below decides.
     if (ctl_.load(std::memory_order_relaxed) & closed) return send_status::rejected;
     // ORDERING: acq_rel. Totally ordered with close()'s fetch_or(closed): either the drain
@@ -185,10 +253,31 @@ class state_base {
     // The 2^27 - 1 backlog limit cannot be asserted here: taken_ read on this thread may
     // lag behind the server, so backlog(prev) may overstate.
     UMP_TEST_DELAY(send_after_announce);
+    stamp(c, prev & ~flag_mask);
     // moodycamel's enqueue releases the element to the dequeuing consumer.
-    if (!queue_.enqueue(ptok_, c)) fatal("ump: out of memory while enqueueing a message");
-    sent_ += freed_one;
+    if (!queue_.enqueue(l.token, c)) fatal("ump: out of memory while enqueueing a message");
+    if (capacity_ != 0) sent_ += freed_one;  // the send lock is held in a bounded channel
     return (prev & parked_any) ? send_status::sent_wake : send_status::sent;
+  }
+  // The ticket a message travels with: for a node, in the envelope's spare bytes; for an
+  // inline post, in the node word, tagged with its low bit (tickets are multiples of `one`,
+  // nodes are cache-line aligned). The server strips the tag again (unstamp).
+  static void stamp(envelope& e, std::uint32_t ticket) noexcept {
+    if (e.node == nullptr) {
+      e.node = reinterpret_cast<cell_base*>(static_cast<std::uintptr_t>(ticket) | 1u);
+    } else {
+      std::memcpy(e.bytes, &ticket, sizeof ticket);
+    }
+  }
+  static std::uint32_t ticket_of(const envelope& e) noexcept {
+    const auto word = reinterpret_cast<std::uintptr_t>(e.node);
+    if ((word & 1u) != 0) return static_cast<std::uint32_t>(word & ~std::uintptr_t{1});
+    std::uint32_t t;
+    std::memcpy(&t, e.bytes, sizeof t);
+    return t;
+  }
+  static void unstamp(envelope& e) noexcept {
+    if ((reinterpret_cast<std::uintptr_t>(e.node) & 1u) != 0) e.node = nullptr;
   }
   void wake_server() noexcept;
 
@@ -257,18 +346,20 @@ class state_base {
   // sender's fetch_add stays on a cache line the sender already owns.
   poll_status try_take(envelope& out) noexcept {
     for (;;) {
-      if (batch_pos_ == batch_len_ && server_capacity_ != 0) room_check(false);
-      if (batch_pos_ != batch_len_ || refill_batch()) {
-        out = batch_[batch_pos_++];
-      } else {
-        // ORDERING: acquire, pairs with send_locked()'s fetch_add and drop_strong()'s fetch_or.
+      if (server_capacity_ != 0 && (cur_ == nullptr || cur_->pos == cur_->len)) room_check(false);
+      if (!pick(out, false)) {
+        // ORDERING: acquire, pairs with send_on()'s fetch_add and drop_strong()'s fetch_or.
         const std::uint32_t c = ctl_.load(std::memory_order_acquire);
         if (backlog(c) == 0) {
           if (server_capacity_ != 0) room_check(true);
           return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
         }
-        out = take_announced();
+        // Announced and not found: its sender is between announce and enqueue, or its
+        // lane is too new for the list read above.
+        while (!pick(out, true)) wait_for_announced();
       }
+      unstamp(out);
+      note_taken();
       const bool deliver = out.node == nullptr || out.node->is_post_ || claim_request(out.node);
       if (server_capacity_ != 0) note_freed();
       if (deliver) return poll_status::got;
@@ -320,11 +411,9 @@ class state_base {
     ctl_.fetch_and(~withdrawing, std::memory_order_relaxed);
   }
   // Server side (the server thread, or a waker holding the async waiter's claim): true if
-  // the server has something to take in `c` (a loaded ctl_) or its receive batch, or if
-  // the clients are gone.
-  [[nodiscard]] bool has_news(std::uint32_t c) const noexcept {
-    return batch_pos_ != batch_len_ || backlog(c) > 0 || (c & no_clients) != 0;
-  }
+  // the server has something to take in `c` (a loaded ctl_: the backlog counts what sits in
+  // the lanes' buffers too), or if the clients are gone.
+  [[nodiscard]] bool has_news(std::uint32_t c) const noexcept { return backlog(c) > 0 || (c & no_clients) != 0; }
   [[nodiscard]] std::uint32_t load_ctl() const noexcept {
     // ORDERING: acquire, as in try_take().
     return ctl_.load(std::memory_order_acquire);
@@ -337,12 +426,13 @@ class state_base {
   // Marks the server gone and fails every queued message. Called once, by the server.
   void close() noexcept;
 
-  // Server thread: true when no message is announced or held in the receive batch.
+  // Server thread: true when no message is announced and not taken yet.
   [[nodiscard]] bool empty() const noexcept { return queued() == 0; }
   [[nodiscard]] std::uint32_t queued() const noexcept {
-    // ORDERING: relaxed; a count, not a hand-over: the server takes a message only after an
-    // acquire load of ctl_ (try_take, take) or the dequeue's own acquire.
-    return backlog(ctl_.load(std::memory_order_relaxed)) + (batch_len_ - batch_pos_);
+    // ORDERING: relaxed (both); a count, not a hand-over: the server takes a message only
+    // after an acquire load of ctl_ (try_take, take) or the dequeue's own acquire. taken_
+    // is the server's count as a probe from any thread may read it.
+    return ((ctl_.load(std::memory_order_relaxed) & ~flag_mask) - taken_.load(std::memory_order_relaxed)) / one;
   }
 
   // --- pool ------------------------------------------------------------------------------
@@ -373,32 +463,32 @@ class state_base {
     if (c != nullptr) add_ref(client_group);
     return c;
   }
-  // A free node for a sender holding the send lock: from the channel's stock, which is
+  // A free node for a sender holding lane `l`'s lock: from the lane's stock, which is
   // refilled from the shared pool a batch at a time, so that busy senders touch the pool's
   // head once per batch. nullptr if the pool is empty too.
-  cell_base* pop_stock() noexcept {
-    if (stock_ == nullptr) {
+  cell_base* pop_stock(lane& l) noexcept {
+    if (l.stock == nullptr) {
       std::uint32_t got = 0;
       for (; got < stock_batch; ++got) {
         cell_base* c = pool_.try_pop();
         if (c == nullptr) break;
-        push_stock(c);
+        push_stock(l, c);
       }
       if (got == 0) return nullptr;
       add_ref(client_group, got);  // one reference per node, taken in one step
     }
-    cell_base* c = stock_;
-    // ORDERING: relaxed; the stock is guarded by the send lock.
-    stock_ = c->next_.load(std::memory_order_relaxed);
+    cell_base* c = l.stock;
+    // ORDERING: relaxed; the stock is guarded by the lane's lock.
+    l.stock = c->next_.load(std::memory_order_relaxed);
     return c;
   }
 
  public:
-  // Gives a node back to the stock (send lock held); used when a send does not go ahead.
-  void push_stock(cell_base* c) noexcept {
-    // ORDERING: relaxed; the stock is guarded by the send lock.
-    c->next_.store(stock_, std::memory_order_relaxed);
-    stock_ = c;
+  // Gives a node back to lane `l`'s stock (its lock held); used when a send does not go ahead.
+  static void push_stock(lane& l, cell_base* c) noexcept {
+    // ORDERING: relaxed; the stock is guarded by the lane's lock.
+    c->next_.store(l.stock, std::memory_order_relaxed);
+    l.stock = c;
   }
 
  protected:
@@ -411,21 +501,59 @@ class state_base {
  private:
   atomic<std::uint32_t>& refs(group g) noexcept { return g == client_group ? client_refs_ : server_refs_; }
   void release_group() noexcept;
-  envelope take_announced() noexcept {
-    envelope c;
-    while (!dequeue_one(c)) wait_for_announced();
-    note_taken();
-    return c;
+  // The next message in ticket order, if it is in a lane already: the head of the lane the
+  // last one came from, else of another lane (each lane's buffer refilled when empty). With
+  // `new_lanes`, lanes added since the server last read the list are searched too (see
+  // scan_lanes). Server side. Counts nothing: the caller does (note_taken).
+  bool pick(envelope& out, bool new_lanes) noexcept {
+    const std::uint32_t want = next_;
+    lane* l = cur_;
+    if (l != nullptr && l->pos != l->len && ticket_of(l->buf[l->pos]) == want) {
+      out = l->buf[l->pos++];
+      return true;
+    }
+    return scan_lanes(new_lanes, [&](lane& h) noexcept {
+      if (ticket_of(h.buf[h.pos]) != want) return false;
+      cur_ = &h;
+      out = h.buf[h.pos++];
+      return true;
+    });
   }
-  // Dequeues up to batch_size announced nodes into the server-local batch. Server thread.
-  bool refill_batch() noexcept {
-    const std::size_t n = dequeue_bulk(batch_, batch_size);
-    if (n == 0) return false;
-    // The dequeue (acquire) happens after each sender's announce, so announced ≥ taken.
-    note_taken(static_cast<std::uint32_t>(n));
-    batch_pos_ = 0;
-    batch_len_ = static_cast<std::uint8_t>(n);
-    return true;
+  // Any buffered or queued message, whatever its ticket (close() drains in any order).
+  bool take_any(envelope& out) noexcept {
+    return scan_lanes(true, [&](lane& h) noexcept {
+      out = h.buf[h.pos++];
+      return true;
+    });
+  }
+  // True if some lane holds a message (buffered, or dequeued now). Server side.
+  bool any_ready() noexcept {
+    return scan_lanes(true, [](lane&) noexcept { return true; });
+  }
+  // Calls `f` on each lane with a message at the head of its buffer (refilling empty buffers
+  // first) until `f` returns true; returns whether it did. The lanes the server knows of come
+  // first. With `new_lanes`, if none of them had what `f` wanted, the list is read again and
+  // the lanes added since are searched too. try_take() reads the list only once ctl_ says a
+  // message is due, so on the hot path the server reads no shared word here. Server side.
+  template <class F>
+  bool scan_lanes(bool new_lanes, F&& f) noexcept {
+    for (lane* l = known_lanes_; l != nullptr; l = l->next)
+      if ((l->pos != l->len || refill(*l)) && f(*l)) return true;
+    if (!new_lanes) return false;
+    // ORDERING: acquire, pairs with acquire_lane()'s release CAS: a listed lane is complete.
+    lane* const head = lanes_.load(std::memory_order_acquire);
+    lane* const known = std::exchange(known_lanes_, head);
+    // Lanes are pushed at the head: the new ones are those before the known head.
+    for (lane* l = head; l != known; l = l->next)
+      if ((l->pos != l->len || refill(*l)) && f(*l)) return true;
+    return false;
+  }
+  // Dequeues up to lane::batch_size envelopes of `l` into its buffer (empty on entry).
+  bool refill(lane& l) noexcept {
+    const std::size_t n = dequeue_bulk(l, l.buf, lane::batch_size);
+    l.pos = 0;
+    l.len = static_cast<std::uint8_t>(n);
+    return n != 0;
   }
   // Server side, bounded channels: one message left the queue's count. Grants room to the
   // waiting senders once enough has gone (see "capacity" above).
@@ -475,39 +603,45 @@ class state_base {
   bool settle_room_waiters(std::uint32_t to, bool if_free) noexcept;
   // Send lock held: unlinks `w` from the room list.
   void unlink_room_waiter(room_waiter& w) noexcept;
-  void note_taken(std::uint32_t n = 1) noexcept {
-    // ORDERING: relaxed; only the server thread writes taken_ (probes read it racily).
-    taken_.store(taken_.load(std::memory_order_relaxed) + n * one, std::memory_order_relaxed);
+  void note_taken() noexcept {
+    next_ += one;
+    // ORDERING: relaxed; a copy of next_ for probes from other threads (queued()).
+    taken_.store(next_, std::memory_order_relaxed);
   }
-  // The server's way out of the queue: from the channel's one producer.
+  // The server's way out of the queue: from one lane's producer.
   //
   // ThreadSanitizer does not model standalone fences, and moodycamel orders the reuse of a
   // block that the consumer emptied with fences; TSan would report that reuse as a race,
   // inside the queue, in any program built with it. So in TSan builds (UMP_TSAN: the
   // program's own -fsanitize=thread compiles ump's headers) the server dequeues holding the
-  // send lock too, which gives TSan the edge the fences provide. Ordinary builds take no
-  // lock here: the consumer side stays lock-free.
-  std::size_t dequeue_bulk(envelope* out, std::size_t max) noexcept {
+  // lane's lock too, which gives TSan the edge the fences provide (an explicit producer
+  // reuses only its own blocks). Ordinary builds take no lock here: the consumer side stays
+  // lock-free.
+  std::size_t dequeue_bulk(lane& l, envelope* out, std::size_t max) noexcept {
 #if UMP_TSAN
-    send_lock_.lock();
-    const std::size_t n = queue_.try_dequeue_bulk_from_producer(ptok_, out, max);
-    send_lock_.unlock();
+    l.lock.lock();
+    const std::size_t n = queue_.try_dequeue_bulk_from_producer(l.token, out, max);
+    l.lock.unlock();
     return n;
 #else
-    return queue_.try_dequeue_bulk_from_producer(ptok_, out, max);
+    return queue_.try_dequeue_bulk_from_producer(l.token, out, max);
 #endif
   }
-  bool dequeue_one(envelope& out) noexcept { return dequeue_bulk(&out, 1) == 1; }
+  // The last strong client is gone: every lane's stock goes back to the pool. No lane lock
+  // is needed: every send was made by a strong client before its drop, and drop_strong()'s
+  // acq_rel RMWs on strong_ order all of those drops before this one.
   void flush_stock() noexcept {
-    send_lock_.lock();  // orders this with the last send's unlock (for TSan; no one waits)
     std::uint32_t n = 0;
-    while (cell_base* c = stock_) {
-      // ORDERING: relaxed; the stock is guarded by the send lock.
-      stock_ = c->next_.load(std::memory_order_relaxed);
-      pool_.push(c);
-      ++n;
+    // ORDERING: acquire, pairs with acquire_lane()'s release CAS (every lane a client object
+    // made is listed: its maker's strong drop came before ours in strong_'s RMW chain).
+    for (lane* l = lanes_.load(std::memory_order_acquire); l != nullptr; l = l->next) {
+      while (cell_base* c = l->stock) {
+        // ORDERING: relaxed; no sender is left (see above).
+        l->stock = c->next_.load(std::memory_order_relaxed);
+        pool_.push(c);
+        ++n;
+      }
     }
-    send_lock_.unlock();
     if (n != 0) release(client_group, n);
   }
   void wait_for_announced() noexcept;  // a sender is between announce and enqueue
@@ -518,23 +652,20 @@ class state_base {
   // Every sender's announce and the server's park: the control word.
   alignas(cache_line_size) atomic<std::uint32_t> ctl_{0};
   async_waiter server_waiter_{};
-  // The server's own: its count of taken messages, the receive batch (nodes dequeued in
-  // bulk and not handed out yet; they count as taken, so close() fails them before
-  // draining the queue), its wait history, and the server group's references (taken and
-  // dropped by reply contexts, mostly on the server's thread).
-  // 14 envelopes: with the counters before them, the group fills exactly four lines.
-  static constexpr std::size_t batch_size = 14;
-  alignas(cache_line_size) atomic<std::uint32_t> taken_{0};
-  std::uint8_t batch_pos_ = 0;
-  std::uint8_t batch_len_ = 0;
-  wait_history waits_;                    // the server's recent waits for a message (server thread only)
-  std::uint8_t frees_since_grant_ = 0;    // see "capacity" above
-  atomic<std::uint32_t> freed_{0};        // see "capacity" above
-  atomic<std::uint32_t> server_refs_{1};  // the server
+  // The server's own: its count of taken messages (the next ticket to hand out), the lane
+  // the last message came from, its wait history, and the server group's references (taken
+  // and dropped by reply contexts, mostly on the server's thread).
+  alignas(cache_line_size) std::uint32_t next_ = 0;  // messages taken (times `one`): the next ticket
+  atomic<std::uint32_t> taken_{0};                   // next_, for probes from any thread
+  lane* cur_ = nullptr;                              // the lane the last message came from
+  lane* known_lanes_ = nullptr;                      // the head of the lane list when the server last read it
+  wait_history waits_;                               // the server's recent waits for a message (server thread only)
+  std::uint8_t frees_since_grant_ = 0;               // see "capacity" above
+  atomic<std::uint32_t> freed_{0};                   // see "capacity" above
+  atomic<std::uint32_t> server_refs_{1};             // the server
   // When the last waker of the parked server thread woke it (steady clock ticks); written
   // by wakers, read by the server for wait_history.
   atomic<clock::rep> woke_at_{0};
-  envelope batch_[batch_size];
   std::uint32_t server_capacity_;       // capacity_, on the server's own line
   atomic<std::uint32_t> room_flag_{0};  // 1 while senders wait for room (see "capacity" above)
   // Client objects' references and the node pool: a recycled node is pushed to the pool
@@ -544,17 +675,17 @@ class state_base {
   atomic<std::uint32_t> groups_{2};
   std::atomic<std::size_t> allocated_{0};
   node_pool pool_;
-  // Read-mostly after construction: the waiting options, the queue object, and the queue's
-  // one producer token, which the server reads on every dequeue
-  // (try_dequeue_*_from_producer) and so must not share a line that every send writes.
+  // Read-mostly after construction: the waiting options, the queue object and the lane list
+  // (it grows by a lane per client object that sends, and the server reads it on every
+  // lane switch), so they must not share a line that every send writes.
   alignas(cache_line_size) wait_options opts_;
-  node_queue queue_{0};  // no blocks until the first send
-  producer_token ptok_{queue_};
-  // What only senders touch: the send lock and the node stock it guards.
+  node_queue queue_{0};                             // no blocks, and no producers, until the first send
+  atomic<lane*> lanes_{nullptr};                    // a push-only list, linked through lane::next
+  lane* channel_lane_ = nullptr;                    // bounded channels: the one lane
   static constexpr std::uint32_t stock_batch = 16;  // nodes taken from the pool per refill
+  // Bounded channels: the send lock, and under it the capacity accounting and the room list
+  // (see "capacity" above).
   alignas(cache_line_size) spin_lock send_lock_;
-  cell_base* stock_ = nullptr;  // a list linked through cell_base::next_
-  // The capacity accounting and the room list (see "capacity" above), under the send lock.
   std::uint32_t capacity_;
   std::uint32_t sent_ = 0;
   std::uint32_t known_freed_ = 0;
@@ -569,14 +700,15 @@ class state_base {
                     decltype(server_refs_)::is_always_lock_free && decltype(woke_at_)::is_always_lock_free &&
                     decltype(client_refs_)::is_always_lock_free && decltype(strong_)::is_always_lock_free &&
                     decltype(groups_)::is_always_lock_free && decltype(allocated_)::is_always_lock_free &&
-                    decltype(freed_)::is_always_lock_free && decltype(room_flag_)::is_always_lock_free,
+                    decltype(freed_)::is_always_lock_free && decltype(room_flag_)::is_always_lock_free &&
+                    decltype(lanes_)::is_always_lock_free,
                 "the shared state's control word and counts are lock-free atomics");
 #endif
 };
 
 #if !defined(UMP_MODEL_CHECK)
 static_assert(sizeof(state_base) <= 11 * cache_line_size,
-              "an idle channel's shared state stays within eleven cache lines (under 1 KiB with its producer)");
+              "an idle channel's shared state stays within eleven cache lines (under 1 KiB)");
 #endif
 
 }  // namespace ump::detail
