@@ -110,7 +110,7 @@ class [[nodiscard]] reply_awaiter {
 // the message type, and clients_gone() → the error result.
 //
 // Stale wake-ups. A sender that saw the waiter's flag in its announce wakes it later, after
-// releasing the send lock; by then another sender may have woken the server, which took both
+// releasing its lane's lock; by then another sender may have woken the server, which took both
 // messages and registered again. The late waker then claims a registration made after its
 // message was taken. So a wake-up is checked where it lands: the claim gives the waker sole
 // use of the suspended server, and wake() takes the next message (or finds the clients

@@ -43,7 +43,7 @@ class channel_state final : public state_base {
     if (cell_base* c = pop_free()) return static_cast<node_type*>(c);
     return allocate_node();
   }
-  // The same through lane `l`'s stock (its lock held).
+  // The same through lane `l`'s stock (its lock held; bounded: the send lock).
   node_type* acquire_node(lane& l) {
     if (cell_base* c = pop_stock(l)) return static_cast<node_type*>(c);
     return allocate_node();

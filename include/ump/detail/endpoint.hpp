@@ -90,10 +90,10 @@ class client_core {
     return s.node;
   }
 
-  // The first half of send() (announce and enqueue through send_locked()): queues the
-  // message, and says whether the server was parked when it was announced; the caller then
-  // owes it a wake_server(). One hold of the channel's send lock covers taking a node from
-  // the stock, building the message, announcing and enqueueing it; the wake comes after the
+  // The first half of send() (announce and enqueue through send_on()): queues the message,
+  // and says whether the server was parked when it was announced; the caller then owes it
+  // a wake_server(). One hold of the lane's lock (and, bounded, the send lock) covers taking
+  // a node from the stock, building the message, announcing and enqueueing it; the wake comes after the
   // lock is released, so another sender may have woken the server in between (tests use
   // this to pin down that window). err: why nothing was sent (node == nullptr).
   struct sent {
@@ -130,19 +130,16 @@ class client_core {
   sent send_locked_and_unlock(message_kind kind, bool reserved, A&&... a) {
     bool used = !reserved;
     scope_exit pass_on([&]() noexcept {
-      if (!used) st_->grant_room();  // after the unlocks below (destroyed first)
+      if (!used) st_->grant_room();  // after the unlock below (destroyed first)
     });
     scope_exit unlock([&]() noexcept { st_->unlock_send(); });
     if (reserved) st_->take_reservation_locked();
-    lane& l = st_->channel_lane();
-    l.lock.lock();
-    scope_exit unlock_lane([&]() noexcept { l.lock.unlock(); });
-    const sent s = send_through(l, kind, std::forward<A>(a)...);
+    const sent s = send_through(st_->channel_lane(), kind, std::forward<A>(a)...);
     if (s.node != nullptr) used = true;
     return s;
   }
-  // The send itself, through lane `l`, whose lock the caller holds: a node from the lane's
-  // stock, the message built in it, announced and enqueued.
+  // The send itself, through lane `l`, whose lock the caller holds (bounded: the send
+  // lock): a node from the lane's stock, the message built in it, announced and enqueued.
   template <class... A>
   sent send_through(lane& l, message_kind kind, A&&... a) {
     using status = state_base::send_status;
@@ -219,10 +216,7 @@ class client_core {
   template <class P>
   result<void, E> post_inline_locked_and_unlock(const P& x, bool reserved) noexcept {
     if (reserved) st_->take_reservation_locked();
-    lane& l = st_->channel_lane();
-    l.lock.lock();
-    const auto s = st_->send_on(l, inline_envelope(x));
-    l.lock.unlock();
+    const auto s = st_->send_on(st_->channel_lane(), inline_envelope(x));
     st_->unlock_send();
     return posted(s, reserved);
   }

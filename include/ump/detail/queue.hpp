@@ -1,14 +1,14 @@
 // ump/detail/queue.hpp — the one place that includes moodycamel::ConcurrentQueue.
 //
-// Internal. Messages travel as envelopes through a moodycamel ConcurrentQueue used as a
-// single-producer, single-consumer queue: every sender of a channel enqueues through the
-// channel's one explicit producer, holding the channel's send lock (state.hpp), and the
-// server dequeues from that producer alone. moodycamel keeps FIFO order per producer only,
-// so one producer is what gives the channel one FIFO for every client object, post_client
-// and thread. An envelope holds a pointer to a pooled node (requests, and posts of other
-// types), or, for a small trivially copyable post, the post's bytes themselves: such posts
-// need no node, so nothing but the queue's own slot crosses cores. Emptiness and "all gone"
-// are never decided from try_dequeue: the shared state keeps its own counters.
+// Internal. Messages travel as envelopes through one moodycamel ConcurrentQueue per channel,
+// through explicit producers only: each lane (state.hpp) is one producer, filled by one
+// client object at a time under the lane's lock, and the server dequeues from each producer
+// by its token. moodycamel orders each producer's items only; the channel's one FIFO comes
+// from the ticket every envelope carries (state.hpp, "One FIFO"). An envelope holds a
+// pointer to a pooled node (requests, and posts of other types), or, for a small trivially
+// copyable post, the post's bytes themselves: such posts need no node, so nothing but the
+// queue's own slot crosses cores. Emptiness and "all gone" are never decided from
+// try_dequeue: the shared state keeps its own counters.
 #pragma once
 
 #include <atomic>  // std::memory_order
@@ -25,7 +25,10 @@ namespace ump::detail {
 
 class cell_base;
 
-// What the queue carries. node == nullptr: an inline post, whose bytes are in `bytes`.
+// What the queue carries. A node message: `node`, and its ticket in the first four of
+// `bytes`. An inline post: its bytes in `bytes`, and its ticket in `node`, tagged with the
+// low bit (state_base::stamp). The server strips the tag as it takes the envelope, so from
+// there on node == nullptr means an inline post.
 struct envelope {
   // 16-byte envelopes, four per cache line. Larger ones were measured to slow down
   // requests (more queue lines cross cores per request) for the sake of larger inline posts.
@@ -48,8 +51,8 @@ struct queue_traits : moodycamel::ConcurrentQueueDefaultTraits {
   static_assert(BLOCK_SIZE * sizeof(envelope) == 512, "a queue block holds 512 bytes of envelopes");
   // The producer's block index starts small and doubles as blocks are added.
   static const std::size_t EXPLICIT_INITIAL_INDEX_SIZE = 4;
-  // Only the channel's explicit producer enqueues: no implicit producers, and so no hash
-  // table for them inside every queue object (512 bytes at the default size).
+  // Only the lanes' explicit producers enqueue: no implicit producers, and so no hash table
+  // for them inside every queue object (512 bytes at the default size).
   static const std::size_t INITIAL_IMPLICIT_PRODUCER_HASH_SIZE = 0;
 };
 

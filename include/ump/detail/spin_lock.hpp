@@ -1,4 +1,4 @@
-// ump/detail/spin_lock.hpp — spin_lock: the channel's send lock.
+// ump/detail/spin_lock.hpp — spin_lock: a lane's lock, and a bounded channel's send lock.
 //
 // Internal. A test-and-test-and-set flag that spins briefly, then yields. Held only for the
 // few dozen instructions of a send.
@@ -12,8 +12,9 @@
 
 namespace ump::detail {
 
-// A tiny test-and-test-and-set lock: the channel's send lock. Senders hold it for a few
-// dozen instructions (take a node, build the message, announce, enqueue).
+// A tiny test-and-test-and-set lock. Senders hold it for a few dozen instructions (take a
+// node, build the message, announce, enqueue): a lane's lock (uncontended unless threads
+// share one client object), and a bounded channel's send lock.
 class spin_lock {
  public:
   void lock() noexcept {
@@ -42,7 +43,7 @@ class spin_lock {
  private:
   atomic<bool> locked_{false};
 #if !defined(UMP_MODEL_CHECK)
-  static_assert(decltype(locked_)::is_always_lock_free, "the send lock is a lock-free flag");
+  static_assert(decltype(locked_)::is_always_lock_free, "the lock is a lock-free flag");
 #endif
 };
 

@@ -27,7 +27,7 @@
 // a lane on its first send (a free one, left by a destroyed client object, or a new one) and
 // sends through it alone; the lock orders concurrent sends through that one object. Lanes
 // live as long as the channel, in a list that only grows. A bounded channel has one lane,
-// the channel's, which every send uses under the send lock.
+// the channel's, which every send uses under the send lock (instead of the lane's lock).
 //
 // One FIFO. moodycamel orders each producer on its own, so the order across lanes comes from
 // the announce: every send's fetch_add on ctl_ returns the count before it, its ticket,
@@ -112,14 +112,19 @@ struct lane {
   // Envelopes the server dequeues from one lane at a time.
   static constexpr std::uint8_t batch_size = 14;
 
-  // What senders touch. The lock is held for a whole send; in ThreadSanitizer builds the
-  // server's dequeues from this lane take it too (see state_base::dequeue_bulk).
+  // What senders write. The lock is held for a whole send through a client object's lane;
+  // in ThreadSanitizer builds the server's dequeues from the lane take it too (see
+  // state_base::dequeue_bulk). A bounded channel's sends and dequeues take the channel's
+  // send lock instead.
   alignas(cache_line_size) spin_lock lock;
   // A client object sends through this lane (or the channel does); 0 once it let go.
   atomic<std::uint32_t> owned{1};
   cell_base* stock = nullptr;  // free nodes, each with its reference; a list through next_ (lock)
-  lane* next = nullptr;        // the channel's lane list; set before the lane is published
-  producer_token token;
+  // Written once, before the lane is published, then read by senders and the server: on a
+  // line of their own, so that the server's dequeues do not pull the line that every send
+  // writes (the lock) away from the sender.
+  alignas(cache_line_size) producer_token token;
+  lane* next = nullptr;  // the channel's lane list
   // The server's: envelopes dequeued from this lane, not handed out yet, in ticket order.
   alignas(cache_line_size) std::uint8_t pos = 0;
   std::uint8_t len = 0;
@@ -234,8 +239,8 @@ class state_base {
   }
 
   enum class send_status : std::uint8_t { rejected, sent, sent_wake };
-  // Effect: hands `c` to the server through lane `l`, whose lock the caller holds (and the
-  // send lock too, for a bounded channel). Returns rejected if the server is gone (`c` was
+  // Effect: hands `c` to the server through lane `l`. The caller holds the lane's lock, or,
+  // for a bounded channel (whose one lane it is), the send lock. Returns rejected if the server is gone (`c` was
   // not queued and still belongs to the caller), and sent_wake if the server was parked: the
   // caller must call wake_server() after unlocking. Never blocks.
   send_status send_on(lane& l, envelope c) noexcept {
@@ -463,7 +468,7 @@ class state_base {
     if (c != nullptr) add_ref(client_group);
     return c;
   }
-  // A free node for a sender holding lane `l`'s lock: from the lane's stock, which is
+  // A free node for a sender holding lane `l`'s lock (bounded: the send lock): from the lane's stock, which is
   // refilled from the shared pool a batch at a time, so that busy senders touch the pool's
   // head once per batch. nullptr if the pool is empty too.
   cell_base* pop_stock(lane& l) noexcept {
@@ -484,7 +489,8 @@ class state_base {
   }
 
  public:
-  // Gives a node back to lane `l`'s stock (its lock held); used when a send does not go ahead.
+  // Gives a node back to lane `l`'s stock (its lock, or the send lock, held); used when a
+  // send does not go ahead.
   static void push_stock(lane& l, cell_base* c) noexcept {
     // ORDERING: relaxed; the stock is guarded by the lane's lock.
     c->next_.store(l.stock, std::memory_order_relaxed);
@@ -614,14 +620,15 @@ class state_base {
   // block that the consumer emptied with fences; TSan would report that reuse as a race,
   // inside the queue, in any program built with it. So in TSan builds (UMP_TSAN: the
   // program's own -fsanitize=thread compiles ump's headers) the server dequeues holding the
-  // lane's lock too, which gives TSan the edge the fences provide (an explicit producer
-  // reuses only its own blocks). Ordinary builds take no lock here: the consumer side stays
-  // lock-free.
+  // lock its senders hold (the lane's; a bounded channel's send lock), which gives TSan the
+  // edge the fences provide (an explicit producer reuses only its own blocks). Ordinary builds take no lock here: the
+  // consumer side stays lock-free.
   std::size_t dequeue_bulk(lane& l, envelope* out, std::size_t max) noexcept {
 #if UMP_TSAN
-    l.lock.lock();
+    spin_lock& held = capacity_ != 0 ? send_lock_ : l.lock;  // what this lane's senders hold
+    held.lock();
     const std::size_t n = queue_.try_dequeue_bulk_from_producer(l.token, out, max);
-    l.lock.unlock();
+    held.unlock();
     return n;
 #else
     return queue_.try_dequeue_bulk_from_producer(l.token, out, max);
