@@ -32,24 +32,50 @@ state_base::~state_base() {
 }
 
 lane& state_base::acquire_lane() noexcept {
-  // A lane a destroyed client object let go of, if there is one.
-  // ORDERING: acquire, pairs with the release CAS below: a listed lane is complete.
-  lane* const head = lanes_.load(std::memory_order_acquire);
-  for (lane* l = head; l != nullptr; l = l->next) {
-    // ORDERING: relaxed look, then acquire exchange, pairing with release_lane()'s store:
-    // the new owner sees the old owner's last writes to the lane.
-    if (l->owned.load(std::memory_order_relaxed) == 0 && l->owned.exchange(1, std::memory_order_acquire) == 0)
+  for (;;) {
+    // A free lane, if there is one.
+    // ORDERING: acquire, pairs with the release CAS below: a listed lane is complete.
+    lane* const head = lanes_.load(std::memory_order_acquire);
+    std::uint32_t listed = 0;
+    for (lane* l = head; l != nullptr; l = l->next, ++listed) {
+      std::uint32_t none = 0;
+      // ORDERING: relaxed look, then an acquire CAS, pairing with release_lane()'s release
+      // RMW: the new user sees the last user's writes to the lane.
+      if (l->users.load(std::memory_order_relaxed) == 0 &&
+          l->users.compare_exchange_strong(none, 1, std::memory_order_acquire, std::memory_order_relaxed))
+        return *l;
+    }
+    // A new lane, while there are fewer than max_lanes.
+    // ORDERING: relaxed; a count that only caps how many lanes are made.
+    std::uint32_t made = lanes_made_.load(std::memory_order_relaxed);
+    while (made < max_lanes) {
+      // ORDERING: relaxed, as above.
+      if (lanes_made_.compare_exchange_weak(made, made + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+        auto* l = new (std::nothrow) lane(queue_);
+        // A producer token without a producer: moodycamel could not allocate one.
+        if (l == nullptr || !l->token.valid()) fatal("ump: out of memory while adding a sender to a channel");
+        // ORDERING: relaxed; a first guess of the head, which the CAS below checks.
+        l->next = lanes_.load(std::memory_order_relaxed);
+        // ORDERING: release on success, pairs with the acquire loads of lanes_ (server,
+        // senders): they see the lane complete. Relaxed on failure: the retry only relinks.
+        while (!lanes_.compare_exchange_weak(l->next, l, std::memory_order_release, std::memory_order_relaxed)) {
+        }
+        return *l;
+      }
+    }
+    // Every lane is made and in use: share one, taking them in turn. (A lane being made by
+    // another thread may not be listed yet; with none listed, look again.)
+    if (listed != 0) {
+      // ORDERING: relaxed; only spreads sharers over the lanes.
+      std::uint32_t k = next_shared_.fetch_add(1, std::memory_order_relaxed) % listed;
+      lane* l = head;
+      while (k-- != 0) l = l->next;
+      // ORDERING: relaxed; the lane's lock orders the sharers' use of it.
+      l->users.fetch_add(1, std::memory_order_relaxed);
       return *l;
+    }
+    std::this_thread::yield();
   }
-  auto* l = new (std::nothrow) lane(queue_);
-  // A producer token without a producer: moodycamel could not allocate one.
-  if (l == nullptr || !l->token.valid()) fatal("ump: out of memory while adding a sender to a channel");
-  l->next = head;
-  // ORDERING: release on success, pairs with the acquire loads of lanes_ (server, senders):
-  // they see the lane complete. Relaxed on failure: the retry only relinks.
-  while (!lanes_.compare_exchange_weak(l->next, l, std::memory_order_release, std::memory_order_relaxed)) {
-  }
-  return *l;
 }
 
 void state_base::release_group() noexcept {

@@ -105,6 +105,28 @@ TEST_CASE("clones_made_and_dropped_one_after_another_reuse_one_lane") {
   CHECK(drain(srv) == iota(1000));
 }
 
+TEST_CASE("more_client_objects_than_lanes_share_lanes_and_keep_send_order") {
+  // Past max_lanes live senders, client objects share lanes (taking turns on the lane's
+  // lock): the lanes stay bounded, and the server still receives in send order.
+  using state = ump::detail::state_base;
+  constexpr int objects = 3 * static_cast<int>(state::max_lanes);
+  auto chan = ump::ng::channel<int, int, int>();
+  auto& srv = chan.first;
+  auto& cli = chan.second;
+  std::vector<ump::ng::client<int, int, int>> clones(objects, cli);
+  std::vector<ump::ng::post_client<int, int, int>> posters;
+  for (int i = 0; i < 4; ++i) posters.push_back(cli.poster());
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 5 == 4) {
+      REQUIRE(posters[static_cast<std::size_t>(i) % posters.size()].post(i).has_value());
+    } else {
+      REQUIRE(clones[static_cast<std::size_t>(i * 7) % clones.size()].post(i).has_value());
+    }
+  }
+  CHECK(ump::detail::access::core(cli).state()->lane_count() == state::max_lanes);
+  CHECK(drain(srv) == iota(2000));
+}
+
 TEST_CASE("first_sends_through_one_shared_client_object_race_and_keep_each_threads_order") {
   // Several threads make their first sends through one client object at the same moment:
   // each may take a lane, one wins, the others let theirs go. Every message arrives, and

@@ -55,5 +55,5 @@ elseif(UMP_MODEL_CHECK_TESTS)
   add_test(NAME model_protocols COMMAND model_check)
   # A deliberately broken scenario (a wake left out): passes when Relacy reports the deadlock.
   add_test(NAME model_negative_lost_wake COMMAND model_check --negative)
-  set_tests_properties(model_protocols model_negative_lost_wake PROPERTIES LABELS model TIMEOUT 300)
+  set_tests_properties(model_protocols model_negative_lost_wake PROPERTIES LABELS model TIMEOUT 900)
 endif()

@@ -18,18 +18,10 @@ namespace ump::detail {
 class spin_lock {
  public:
   void lock() noexcept {
-    // ORDERING: acquire, pairs with unlock()'s release store.
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      // ORDERING: relaxed; only waits for the lock to look free: the acquire exchange above
-      // is what takes it.
-      for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
-        if (i < 64) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
+    // ORDERING: acquire, pairs with unlock()'s release store. The free case, inline.
+    if (!locked_.exchange(true, std::memory_order_acquire)) [[likely]]
+      return;
+    lock_contended();
   }
   // Takes the lock only if it is free now. Never waits.
   bool try_lock() noexcept {
@@ -41,6 +33,22 @@ class spin_lock {
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
+  // Held by someone else: spin until it looks free, then try again; yield after a while.
+  [[gnu::noinline]] void lock_contended() noexcept {
+    do {
+      // ORDERING: relaxed; only waits for the lock to look free: the acquire exchange is
+      // what takes it.
+      for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
+        if (i < 64) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+      // ORDERING: acquire, as in lock().
+    } while (locked_.exchange(true, std::memory_order_acquire));
+  }
+
   atomic<bool> locked_{false};
 #if !defined(UMP_MODEL_CHECK)
   static_assert(decltype(locked_)::is_always_lock_free, "the lock is a lock-free flag");

@@ -24,9 +24,10 @@
 //
 // Lanes. A lane is one moodycamel producer with its own lock, node stock and, on the
 // server's side, a small buffer of envelopes dequeued from it in bulk. A client object takes
-// a lane on its first send (a free one, left by a destroyed client object, or a new one) and
-// sends through it alone; the lock orders concurrent sends through that one object. Lanes
-// live as long as the channel, in a list that only grows. A bounded channel has one lane,
+// a lane on its first send (a free one, left by destroyed client objects; else a new one,
+// up to max_lanes; else one shared with other client objects) and sends through it alone;
+// the lock orders the sends through one lane. Lanes live as long as the channel, in a list
+// that only grows, to max_lanes at most. A bounded channel has one lane,
 // the channel's, which every send uses under the send lock (instead of the lane's lock).
 //
 // One FIFO. moodycamel orders each producer on its own, so the order across lanes comes from
@@ -102,7 +103,8 @@ struct room_waiter {
 
 // One sender's way into the queue: a moodycamel producer, the lock that orders the sends
 // through it, the node stock they draw from, and the server's buffer of what it dequeued
-// from it and has not handed out yet. Owned by one client object at a time (or, in a
+// from it and has not handed out yet. Used by one client object at a time while the channel
+// has fewer than state_base::max_lanes lanes, shared by several beyond that (or, in a
 // bounded channel, by the channel); kept in the channel's lane list until the channel dies.
 struct lane {
   explicit lane(node_queue& q) : token(q) {}
@@ -117,8 +119,8 @@ struct lane {
   // state_base::dequeue_bulk). A bounded channel's sends and dequeues take the channel's
   // send lock instead.
   alignas(cache_line_size) spin_lock lock;
-  // A client object sends through this lane (or the channel does); 0 once it let go.
-  atomic<std::uint32_t> owned{1};
+  // Client objects that send through this lane (or 1 for a bounded channel's); 0: free.
+  atomic<std::uint32_t> users{1};
   cell_base* stock = nullptr;  // free nodes, each with its reference; a list through next_ (lock)
   // Written once, before the lane is published, then read by senders and the server: on a
   // line of their own, so that the server's dequeues do not pull the line that every send
@@ -219,23 +221,28 @@ class state_base {
     return *channel_lane_;
   }
 
-  // A lane for a client object's sends: one that a destroyed client object let go, or a new
-  // one (published in the lane list before it is returned). Any thread. Aborts naming the
-  // cause if memory runs out (a send's noexcept paths depend on it).
+  // A lane for a client object's sends: a free one (let go by destroyed client objects), else
+  // a new one (published in the lane list before it is returned) while the channel has
+  // fewer than max_lanes, else one shared with other client objects (taken in turn). Any
+  // thread. Aborts naming the cause if memory runs out (a send's noexcept paths rely on it).
   lane& acquire_lane() noexcept;
-  // How many lanes the channel has made (a probe, for tests: lanes are reused, so this is
-  // the most client objects that sent at once, plus any lost in a first-send race).
+  // The most lanes a channel makes. The server looks for the next ticket across the lanes,
+  // so their number bounds the work per message; beyond it, client objects share lanes
+  // (their sends then take turns on the lane's lock).
+  static constexpr std::uint32_t max_lanes = 8;
+  // How many lanes the channel has made (a probe, for tests: lanes are reused and shared, so
+  // this is at most max_lanes).
   [[nodiscard]] std::size_t lane_count() const noexcept {
     std::size_t n = 0;
     // ORDERING: acquire, pairs with acquire_lane()'s release CAS.
     for (const lane* l = lanes_.load(std::memory_order_acquire); l != nullptr; l = l->next) ++n;
     return n;
   }
-  // The client object that owned `l` is done with it (its sends have all returned).
+  // A client object that used `l` is done with it (its sends have all returned).
   void release_lane(lane& l) noexcept {
-    // ORDERING: release, pairs with acquire_lane()'s acquire exchange: the next owner sees
-    // this owner's last writes to the lane (its stock).
-    l.owned.store(0, std::memory_order_release);
+    // ORDERING: release, pairs with acquire_lane()'s acquire CAS: the next user of a freed
+    // lane sees the last user's writes to it (its stock; the lane's lock orders them too).
+    l.users.fetch_sub(1, std::memory_order_release);
   }
 
   enum class send_status : std::uint8_t { rejected, sent, sent_wake };
@@ -244,8 +251,8 @@ class state_base {
   // not queued and still belongs to the caller), and sent_wake if the server was parked: the
   // caller must call wake_server() after unlocking. Never blocks.
   send_status send_on(lane& l, envelope c) noexcept {
-    // ORDERING: fast rejection only; the fetch_add below decides.
-    if (ctl_.load(std::memory_order_relaxed) & closed) return send_status::rejected;
+    // No look at ctl_ before the fetch_add: with several senders its line is contended, and
+    // a load first would cost a second transfer of the line. A send after close undoes.
     // ORDERING: acq_rel. Totally ordered with close()'s fetch_or(closed): either the drain
     // counts this message, or this sender sees `closed`. Acquire reads server_waiter_ if
     // parked_async is set (paired with register_server_waiter's release CAS).
@@ -688,6 +695,8 @@ class state_base {
   alignas(cache_line_size) wait_options opts_;
   node_queue queue_{0};                             // no blocks, and no producers, until the first send
   atomic<lane*> lanes_{nullptr};                    // a push-only list, linked through lane::next
+  atomic<std::uint32_t> lanes_made_{0};             // lanes made or being made (at most max_lanes)
+  atomic<std::uint32_t> next_shared_{0};            // whose turn it is to take a new sharer
   lane* channel_lane_ = nullptr;                    // bounded channels: the one lane
   static constexpr std::uint32_t stock_batch = 16;  // nodes taken from the pool per refill
   // Bounded channels: the send lock, and under it the capacity accounting and the room list
@@ -708,7 +717,7 @@ class state_base {
                     decltype(client_refs_)::is_always_lock_free && decltype(strong_)::is_always_lock_free &&
                     decltype(groups_)::is_always_lock_free && decltype(allocated_)::is_always_lock_free &&
                     decltype(freed_)::is_always_lock_free && decltype(room_flag_)::is_always_lock_free &&
-                    decltype(lanes_)::is_always_lock_free,
+                    decltype(lanes_)::is_always_lock_free && decltype(lanes_made_)::is_always_lock_free,
                 "the shared state's control word and counts are lock-free atomics");
 #endif
 };
