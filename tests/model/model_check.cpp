@@ -42,6 +42,30 @@ struct tally {
   unsigned long long n = 0;
 };
 
+// The setup most scenarios share: a parking channel<int, int>, its server, two clients.
+void open_with_two_clients(std::optional<server_t>& srv, std::optional<client_t> (&cli)[2]) {
+  auto [s, c] = ump::channel<int, int>(parking());
+  srv.emplace(std::move(s));
+  cli[1].emplace(c);
+  cli[0].emplace(std::move(c));
+}
+
+// The server thread of several scenarios: answers every request with ten times its value,
+// calling seen(value) first, until the clients are gone.
+template <class F>
+void serve_times_ten(server_t& srv, F&& seen) {
+  for (;;) {
+    auto m = srv.wait();
+    if (!m) {
+      RL_ASSERT(m.error() == errc::clients_disappeared);
+      return;
+    }
+    auto [msg, ctx] = std::move(*m);
+    seen(msg);
+    RL_ASSERT(ctx.reply(msg * 10));
+  }
+}
+
 // Gives clients their lanes before the threads start, in scenarios that are about something
 // else: a first send takes a lane (acquire_lane), which multiplies the interleavings of
 // every scenario whose clients send for the first time inside the threads. Taking lanes is
@@ -61,12 +85,7 @@ struct senders_vs_parking_server : scenario<senders_vs_parking_server, 3> {
   std::optional<client_t> cli[2];
   int seen[3] = {0, 0, 0};
 
-  void setup() {
-    auto [s, c] = ump::channel<int, int>(parking());
-    srv.emplace(std::move(s));
-    cli[1].emplace(c);
-    cli[0].emplace(std::move(c));
-  }
+  void setup() { open_with_two_clients(srv, cli); }
   void thread(unsigned i) {
     if (i < 2) {
       const int v = static_cast<int>(i) + 1;
@@ -75,17 +94,10 @@ struct senders_vs_parking_server : scenario<senders_vs_parking_server, 3> {
       cli[i].reset();
       return;
     }
-    for (;;) {
-      auto m = srv->wait();
-      if (!m) {
-        RL_ASSERT(m.error() == errc::clients_disappeared);
-        break;
-      }
-      auto [msg, ctx] = std::move(*m);
+    serve_times_ten(*srv, [this](int msg) {
       RL_ASSERT(msg == 1 || msg == 2);
       ++seen[msg];
-      RL_ASSERT(ctx.reply(msg * 10));
-    }
+    });
     RL_ASSERT(seen[1] == 1 && seen[2] == 1);
   }
   void finish() { srv.reset(); }
@@ -104,10 +116,7 @@ struct close_vs_send : scenario<close_vs_send, 3> {
   int outcomes = 0;
 
   void setup() {
-    auto [s, c] = ump::channel<int, int>(parking());
-    srv.emplace(std::move(s));
-    cli[1].emplace(c);
-    cli[0].emplace(std::move(c));
+    open_with_two_clients(srv, cli);
     take_lanes(*cli[0], *cli[1]);
   }
   void thread(unsigned i) {
@@ -146,10 +155,7 @@ struct last_drop_vs_park : scenario<last_drop_vs_park, 3> {
   int seen[3] = {0, 0, 0};
 
   void setup() {
-    auto [s, c] = ump::channel<int, int>(parking());
-    srv.emplace(std::move(s));
-    cli[1].emplace(c);
-    cli[0].emplace(std::move(c));
+    open_with_two_clients(srv, cli);
     take_lanes(*cli[0], *cli[1]);
   }
   void thread(unsigned i) {
@@ -353,10 +359,7 @@ struct async_server_stale_wake : scenario<async_server_stale_wake, 2> {
   }
 
   void setup() {
-    auto [s, c] = ump::channel<int, int>(parking());
-    srv.emplace(std::move(s));
-    cli[1].emplace(c);
-    cli[0].emplace(std::move(c));
+    open_with_two_clients(srv, cli);
     take_lanes(*cli[0], *cli[1]);
     coro = serve(this).h;  // runs until its first suspension: registered, parked_async set
   }
@@ -404,10 +407,7 @@ struct withdraw_vs_wake : scenario<withdraw_vs_wake, 3> {
   bool withdrawn = false;
 
   void setup() {
-    auto [s, c] = ump::channel<int, int>(parking());
-    srv.emplace(std::move(s));
-    cli[1].emplace(c);
-    cli[0].emplace(std::move(c));
+    open_with_two_clients(srv, cli);
     take_lanes(*cli[0], *cli[1]);
     aw.emplace(*srv, counting_sched{&scheduled});
     RL_ASSERT(!aw->await_ready());
@@ -496,10 +496,7 @@ struct withdraw_vs_stale_wake : scenario<withdraw_vs_stale_wake, 3> {
     }
   }
   void setup() {
-    auto [s, c] = ump::channel<int, int>(parking());
-    srv.emplace(std::move(s));
-    cli[1].emplace(c);
-    cli[0].emplace(std::move(c));
+    open_with_two_clients(srv, cli);
     take_lanes(*cli[0], *cli[1]);
     first.emplace(*srv, flag_sched{&delivered1});
     RL_ASSERT(!first->await_ready());
@@ -903,10 +900,7 @@ struct handoff_across_lanes : scenario<handoff_across_lanes, 3> {
   int taken = 0;
 
   void setup() {
-    auto [s, c] = ump::channel<int, int>(parking());
-    srv.emplace(std::move(s));
-    cli[1].emplace(c);
-    cli[0].emplace(std::move(c));
+    open_with_two_clients(srv, cli);
     // ORDERING: relaxed; before the modelled threads start.
     flag.store(0, std::memory_order_relaxed);
   }
@@ -925,17 +919,10 @@ struct handoff_across_lanes : scenario<handoff_across_lanes, 3> {
       RL_ASSERT(r && *r == v * 10);
       cli[1].reset();
     } else {
-      for (;;) {
-        auto m = srv->wait();
-        if (!m) {
-          RL_ASSERT(m.error() == errc::clients_disappeared);
-          break;
-        }
-        auto [msg, ctx] = std::move(*m);
+      serve_times_ten(*srv, [this](int msg) {
         RL_ASSERT(taken < 2);
         order[taken++] = msg;
-        RL_ASSERT(ctx.reply(msg * 10));
-      }
+      });
       RL_ASSERT(taken == 2);
       if (order[0] == 2 || order[1] == 2) {
         RL_ASSERT(order[0] == 1 && order[1] == 2);
