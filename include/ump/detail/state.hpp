@@ -41,8 +41,8 @@
 // it shows up, as the announced-but-missing message always did.
 //
 // Send protocol (any client thread):       Receive protocol (server thread):
-//   lock the lane                            next = the lane head whose ticket == taken_ →
-//   prev = ctl_.fetch_add(one)                 taken_++ (refilling empty lane buffers first)
+//   lock the lane                            next = the lane head whose ticket == next_ →
+//   prev = ctl_.fetch_add(one)                 next_++ (refilling empty lane buffers first)
 //   prev & closed → undo, fail               none, and backlog(ctl_) > 0 → spin until it shows
 //   enqueue {message, ticket = prev}         backlog 0 and no_clients → clients_disappeared
 //   unlock the lane                          else spin, then CAS parked flag in, futex wait
@@ -161,7 +161,11 @@ class state_base {
   // Messages announced in `c` and not yet taken by the server. Server side (the server
   // thread, or a waker holding the async waiter's claim). Wrapping arithmetic: the backlog
   // is at most 2^27 - 1.
-  [[nodiscard]] std::uint32_t backlog(std::uint32_t c) const noexcept { return ((c & ~flag_mask) - next_) / one; }
+  [[nodiscard]] std::uint32_t backlog(std::uint32_t c) const noexcept { return backlog(c, next_); }
+  // Messages announced in `c` and not among the `taken` (both counts in steps of `one`).
+  [[nodiscard]] static std::uint32_t backlog(std::uint32_t c, std::uint32_t taken) noexcept {
+    return ((c & ~flag_mask) - taken) / one;
+  }
 
   explicit state_base(const channel_options& o);
   state_base(const state_base&) = delete;
@@ -444,7 +448,7 @@ class state_base {
     // ORDERING: relaxed (both); a count, not a hand-over: the server takes a message only
     // after an acquire load of ctl_ (try_take, take) or the dequeue's own acquire. taken_
     // is the server's count as a probe from any thread may read it.
-    return ((ctl_.load(std::memory_order_relaxed) & ~flag_mask) - taken_.load(std::memory_order_relaxed)) / one;
+    return backlog(ctl_.load(std::memory_order_relaxed), taken_.load(std::memory_order_relaxed));
   }
 
   // --- pool ------------------------------------------------------------------------------
@@ -475,9 +479,9 @@ class state_base {
     if (c != nullptr) add_ref(client_group);
     return c;
   }
-  // A free node for a sender holding lane `l`'s lock (bounded: the send lock): from the lane's stock, which is
-  // refilled from the shared pool a batch at a time, so that busy senders touch the pool's
-  // head once per batch. nullptr if the pool is empty too.
+  // A free node for a sender holding lane `l`'s lock (bounded: the send lock): from the
+  // lane's stock, which is refilled from the shared pool a batch at a time, so that busy
+  // senders touch the pool's head once per batch. nullptr if the pool is empty too.
   cell_base* pop_stock(lane& l) noexcept {
     if (l.stock == nullptr) {
       std::uint32_t got = 0;
@@ -519,18 +523,14 @@ class state_base {
   // `new_lanes`, lanes added since the server last read the list are searched too (see
   // scan_lanes). Server side. Counts nothing: the caller does (note_taken).
   bool pick(envelope& out, bool new_lanes) noexcept {
-    const std::uint32_t want = next_;
-    lane* l = cur_;
-    if (l != nullptr && l->pos != l->len && ticket_of(l->buf[l->pos]) == want) {
-      out = l->buf[l->pos++];
-      return true;
-    }
-    return scan_lanes(new_lanes, [&](lane& h) noexcept {
-      if (ticket_of(h.buf[h.pos]) != want) return false;
+    const auto take_next = [&](lane& h) noexcept {
+      if (ticket_of(h.buf[h.pos]) != next_) return false;
       cur_ = &h;
       out = h.buf[h.pos++];
       return true;
-    });
+    };
+    if (cur_ != nullptr && cur_->pos != cur_->len && take_next(*cur_)) return true;
+    return scan_lanes(new_lanes, take_next);
   }
   // Any buffered or queued message, whatever its ticket (close() drains in any order).
   bool take_any(envelope& out) noexcept {
@@ -628,11 +628,11 @@ class state_base {
   // inside the queue, in any program built with it. So in TSan builds (UMP_TSAN: the
   // program's own -fsanitize=thread compiles ump's headers) the server dequeues holding the
   // lock its senders hold (the lane's; a bounded channel's send lock), which gives TSan the
-  // edge the fences provide (an explicit producer reuses only its own blocks). Ordinary builds take no lock here: the
-  // consumer side stays lock-free.
+  // edge the fences provide (an explicit producer reuses only its own blocks). Ordinary
+  // builds take no lock here: the consumer side stays lock-free.
   std::size_t dequeue_bulk(lane& l, envelope* out, std::size_t max) noexcept {
 #if UMP_TSAN
-    spin_lock& held = capacity_ != 0 ? send_lock_ : l.lock;  // what this lane's senders hold
+    spin_lock& held = bounded() ? send_lock_ : l.lock;  // what this lane's senders hold
     held.lock();
     const std::size_t n = queue_.try_dequeue_bulk_from_producer(l.token, out, max);
     held.unlock();
