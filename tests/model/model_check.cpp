@@ -6,10 +6,12 @@
 // fails an execution on a deadlock (a lost wake leaves a thread parked forever), a livelock,
 // or a broken ump rule (UMP_CHECK / UMP_ASSERT fail the execution in this build).
 //
-// Usage: model_check [--list] [--negative] [--iterations N] [--scheduler random|bound|full]
-//                    [--bound N] [scenario...]
+// Usage: model_check [--list] [--negative] [--quick] [--iterations N]
+//                    [--scheduler random|bound|full] [--bound N] [scenario...]
 //   With no scenario names, runs every positive scenario. --negative runs the deliberately
 //   broken scenarios instead, which pass when Relacy finds the failure they contain.
+//   --quick runs only the random searches, each for at most quick_iterations executions:
+//   a smoke check of a second compiler's build (the clang preset), not the full search.
 #include "model_support.hpp"  // first: Relacy
 
 #include <algorithm>
@@ -1050,8 +1052,12 @@ const tally* const tallies[] = {&close_replied, &close_failed,   &upgrade_won,  
 
 }  // namespace
 
+// --quick: executions per random search (the bounded searches are skipped).
+constexpr rl::iteration_t quick_iterations = 50000;
+
 int main(int argc, char** argv) {
   bool negative = false;
+  bool quick = false;
   unsigned long long iterations = 0;  // 0: each scenario's own count
   int sched = -1;                     // -1: each scenario's own scheduler
   unsigned bound = 0;                 // 0: each scenario's own context bound
@@ -1059,6 +1065,8 @@ int main(int argc, char** argv) {
   for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--negative") == 0) {
       negative = true;
+    } else if (std::strcmp(argv[a], "--quick") == 0) {
+      quick = true;
     } else if (std::strcmp(argv[a], "--iterations") == 0 && a + 1 < argc) {
       iterations = std::strtoull(argv[++a], nullptr, 10);
     } else if (std::strcmp(argv[a], "--scheduler") == 0 && a + 1 < argc) {
@@ -1080,9 +1088,11 @@ int main(int argc, char** argv) {
   int ran = 0;
   for (const entry& e : scenarios) {
     if (only.empty() ? e.negative != negative : std::find(only.begin(), only.end(), e.name) == only.end()) continue;
+    if (quick && e.sched != randomised) continue;
     rl::test_params p;
     p.search_type = sched >= 0 ? static_cast<rl::scheduler_type_e>(sched) : e.sched;
     p.iteration_count = iterations != 0 ? iterations : e.iterations != 0 ? e.iterations : 1000000000;
+    if (quick) p.iteration_count = std::min(p.iteration_count, quick_iterations);
     p.context_bound = bound != 0 ? bound : e.context_bound;
     const auto t0 = std::chrono::steady_clock::now();
     const bool ok = e.run(p);
