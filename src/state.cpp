@@ -128,12 +128,63 @@ bool state_base::poll_for_server(void* self) noexcept {
   return (st->ctl_.load(std::memory_order_relaxed) & no_clients) != 0;
 }
 
-poll_status state_base::take(envelope& out, deadline dl, const stop_check* stop) noexcept {
+void state_base::pause_for_stream() noexcept {
+#if !defined(UMP_MODEL_CHECK)  // a delay only: the model checker has no clock to wait on
+  const clock::time_point until = clock::now() + stream_pause;
+  do {
+    for (int i = 0; i < 8; ++i) cpu_relax();
+  } while (clock::now() < until);
+#endif
+}
+
+poll_status state_base::try_take_slow(envelope& out, bool look_at_ctl) noexcept {
+  for (;;) {
+    if (server_capacity_ != 0 && (cur_ == nullptr || cur_->pos == cur_->len)) room_check(false);
+    if (!pick(out, !look_at_ctl)) {
+      // The lanes-only look ends here only if every lane is empty: a message buffered out of
+      // turn means the next ticket was announced, and is waited for below.
+      if (!look_at_ctl && !any_buffered()) return poll_status::empty;
+      // ORDERING: acquire, pairs with send_on()'s fetch_add and drop_strong()'s fetch_or.
+      const std::uint32_t c = ctl_.load(std::memory_order_acquire);
+      if (backlog(c) == 0) {
+        if (server_capacity_ != 0) room_check(true);
+        return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
+      }
+      // Announced and not found: its sender is between announce and enqueue, or its lane is
+      // too new for the list read above.
+      while (!pick(out, true)) wait_for_announced();
+    }
+    const bool deliver = hand_out(out);
+    if (server_capacity_ != 0) note_freed();
+    if (deliver) return poll_status::got;
+    // A withdrawn request: passed over, never delivered; on to the next message.
+  }
+}
+
+poll_status state_base::take_slow(envelope& out, deadline dl, const stop_check* stop) noexcept {
+  // The first look, in an unbounded channel, is at the lanes only: a server that keeps up
+  // with its senders finds its lanes empty at almost every message, and a read of ctl_ each
+  // time would pull the line every send writes away from the senders. Nothing there: spin
+  // on the lanes (poll_for_server); every later look (after the spin, or before parking)
+  // is try_take()'s full one, which tells an announced message from none and sees
+  // no_clients. A bounded channel always looks in full: its empty look grants room.
+  bool lanes_only = server_capacity_ == 0;
+  bool first = true;
   for (;;) {
     if (stop != nullptr && (*stop)()) return poll_status::stopped;
-    const poll_status s = try_take(out);
+    const bool lanes = std::exchange(lanes_only, false);
+    const poll_status s = lanes ? try_take_slow(out, false) : try_take(out);
     if (s != poll_status::empty) return s;
-    if (dl.passed()) return poll_status::empty;
+    if (dl.passed()) {
+      if (lanes) continue;  // "timed out" only after a full look (it sees no_clients)
+      return poll_status::empty;
+    }
+    if (std::exchange(first, false) && std::exchange(posts_in_a_row_, 0) >= 2) {
+      // Posts are streaming in and the server has caught up: let a batch gather before the
+      // next look (see stream_pause).
+      pause_for_stream();
+      continue;
+    }
     // Nothing yet: spin on the queue itself (the hot path never reads ctl_), unless the last
     // waits outlasted the budget (see wait_history).
     const clock::time_point waiting_from = clock::now();

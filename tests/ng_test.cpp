@@ -109,8 +109,8 @@ TEST_CASE("post_client_counts_as_a_client") {
   { auto gone = std::move(poster); }
   { auto gone = std::move(copy); }
 
-  // The posts queued before the last poster died come first (in no promised order: they
-  // came through two client objects), then clients_disappeared.
+  // The posts queued before the last poster died come first, in the order they were sent
+  // (one FIFO, though they came through two client objects), then clients_disappeared.
   std::vector<std::uint64_t> got;
   for (int i = 0; i < 2; ++i) {
     auto m = srv.wait();
@@ -118,10 +118,48 @@ TEST_CASE("post_client_counts_as_a_client") {
     REQUIRE(m->is_post());
     got.push_back(m->post().value());
   }
-  std::sort(got.begin(), got.end());
   CHECK(got == std::vector<std::uint64_t>{1, 2});
   CHECK(failure(srv.wait()) == ump::errc::clients_disappeared);
   CHECK_FALSE(weak.upgrade().has_value());
+}
+
+TEST_CASE("wait_with_a_passed_deadline_after_posts_and_the_last_client_gone") {
+  // After handing out a message the server's next look is at its lanes only (and after two
+  // posts in a row it pauses before looking again); a wait whose deadline has passed must
+  // still look at the channel's state before it says timed_out.
+  auto [srv, cli] = ump::ng::channel<int, int, int>();
+  CHECK(failure(srv.wait_for(std::chrono::nanoseconds(0))) == ump::errc::timed_out);
+  REQUIRE(cli.post(1).has_value());
+  REQUIRE(cli.post(2).has_value());
+  auto w = cli.req_async(3);
+  REQUIRE(w.valid());
+  REQUIRE(cli.post(4).has_value());
+  REQUIRE(cli.post(5).has_value());
+  { auto gone = std::move(cli); }
+  std::vector<int> got;
+  for (int i = 0; i < 5; ++i) {
+    auto m = srv.wait_for(std::chrono::nanoseconds(0));
+    REQUIRE(m.has_value());
+    if (m->is_post()) {
+      got.push_back(m->post());
+    } else {
+      auto& [msg, ctx] = m->req();
+      got.push_back(msg);
+      CHECK(ctx.reply(msg * 10).has_value());
+    }
+  }
+  CHECK(got == std::vector<int>{1, 2, 3, 4, 5});
+  CHECK(w.wait().value_or(0) == 30);
+  CHECK(failure(srv.wait_for(std::chrono::nanoseconds(0))) == ump::errc::clients_disappeared);
+  CHECK(failure(srv.wait_until(std::chrono::steady_clock::now() - std::chrono::seconds(1))) ==
+        ump::errc::clients_disappeared);
+  // Deadlines that may pass during the wait, at any point of it: never timed_out.
+  int wrong = 0;
+  for (int i = 0; i < ump_test::scaled(4000); ++i) {
+    if (failure(srv.wait_for(std::chrono::nanoseconds(50 * (i % 40)))) != ump::errc::clients_disappeared) ++wrong;
+  }
+  CHECK(wrong == 0);
+  CHECK(failure(srv.wait()) == ump::errc::clients_disappeared);
 }
 
 TEST_CASE("post_client_keeps_blocked_server_waiting_until_it_dies") {

@@ -641,6 +641,7 @@ class server_core {
     return checked_state()->take(out, dl, stop);
   }
   poll_status try_take(envelope& out) noexcept { return checked_state()->try_take(out); }
+  poll_status try_take_queued(envelope& out) noexcept { return checked_state()->try_take_queued(out); }
   // The channel. Aborts (every build) on a moved-from server.
   state_type* checked_state() const noexcept {
     UMP_CHECK(st_ != nullptr, "a moved-from server is not used");
@@ -791,7 +792,7 @@ class server_front {
   std::size_t take_queued(OutIt& out, std::size_t max) {
     std::size_t n = 0;
     envelope e{};
-    while (n < max && core_.try_take(e) == poll_status::got) {
+    while (n < max && core_.try_take_queued(e) == poll_status::got) {
       *out = *self().convert(e);
       ++out;
       ++n;

@@ -359,33 +359,28 @@ class state_base {
   // --- receiving (server side) ---------------------------------------------------------------
   // Non-blocking: a node if one was announced, else empty or no_clients. Server thread.
   // The queue is polled first: on the hot path the server never touches ctl_, so the
-  // sender's fetch_add stays on a cache line the sender already owns.
+  // sender's fetch_add stays on a cache line the sender already owns. The common case (the
+  // next message waits at the head of the lane the last one came from, in an unbounded
+  // channel) is inline; the rest is try_take_slow(), out of line.
   poll_status try_take(envelope& out) noexcept {
-    for (;;) {
-      if (server_capacity_ != 0 && (cur_ == nullptr || cur_->pos == cur_->len)) room_check(false);
-      if (!pick(out, false)) {
-        // ORDERING: acquire, pairs with send_on()'s fetch_add and drop_strong()'s fetch_or.
-        const std::uint32_t c = ctl_.load(std::memory_order_acquire);
-        if (backlog(c) == 0) {
-          if (server_capacity_ != 0) room_check(true);
-          return (c & no_clients) ? poll_status::no_clients : poll_status::empty;
-        }
-        // Announced and not found: its sender is between announce and enqueue, or its
-        // lane is too new for the list read above.
-        while (!pick(out, true)) wait_for_announced();
-      }
-      unstamp(out);
-      note_taken();
-      const bool deliver = out.node == nullptr || out.node->is_post_ || claim_request(out.node);
-      if (server_capacity_ != 0) note_freed();
-      if (deliver) return poll_status::got;
-      // A withdrawn request: passed over, never delivered; on to the next message.
-    }
+    if (take_from_current_lane(out)) return poll_status::got;
+    return try_take_slow(out);
+  }
+  // As try_take(), for a batch receive that stops at the first empty look: in an unbounded
+  // channel that look is at the lanes only (a message still between its announce and its
+  // enqueue is left for the next receive), so that draining a batch does not end with a
+  // read of ctl_, the line every send writes.
+  poll_status try_take_queued(envelope& out) noexcept {
+    if (take_from_current_lane(out)) return poll_status::got;
+    return try_take_slow(out, server_capacity_ != 0);
   }
   // Blocking (spin, then park). Returns empty only when `dl` passed, stopped only when
   // `stop` is given and says so (checked before each attempt, so a message is not taken
-  // once stop was requested). Out of line.
-  poll_status take(envelope& out, deadline dl, const stop_check* stop = nullptr) noexcept;
+  // once stop was requested). The common case inline, as in try_take().
+  poll_status take(envelope& out, deadline dl, const stop_check* stop = nullptr) noexcept {
+    if (stop == nullptr && take_from_current_lane(out)) return poll_status::got;
+    return take_slow(out, dl, stop);
+  }
   // Called by whoever requests the stop that a blocked take() watches, after setting it:
   // wakes the server thread if it is parked. Any thread; never blocks.
   void interrupt_server_thread() noexcept;
@@ -518,10 +513,51 @@ class state_base {
  private:
   atomic<std::uint32_t>& refs(group g) noexcept { return g == client_group ? client_refs_ : server_refs_; }
   void release_group() noexcept;
+  // try_take()'s fast path: true if it handed out the next message in ticket order from the
+  // head of cur_'s buffer. False if that message is elsewhere (nothing taken), the channel is
+  // bounded (nothing taken: try_take_slow() keeps the room count), or the message was a
+  // withdrawn request (taken and passed over: the caller goes on with try_take_slow()).
+  bool take_from_current_lane(envelope& out) noexcept {
+    lane* const h = cur_;
+    if (h == nullptr || h->pos == h->len || server_capacity_ != 0 || ticket_of(h->buf[h->pos]) != next_) return false;
+    out = h->buf[h->pos++];
+    return hand_out(out);
+  }
+  // A message just taken in ticket order: counts it; true to deliver it, false for a
+  // withdrawn request (passed over).
+  bool hand_out(envelope& out) noexcept {
+    unstamp(out);
+    note_taken();
+    if (out.node == nullptr || out.node->is_post_) {
+      if (posts_in_a_row_ < 2) ++posts_in_a_row_;
+      return true;
+    }
+    posts_in_a_row_ = 0;
+    return claim_request(out.node);
+  }
+  // The rest of try_take(). With `look_at_ctl` false (take_slow's first look, a batch's
+  // later ones), returns empty without reading ctl_ when every lane is empty (lanes new
+  // since the last look included): no send has completed that was not taken, so "empty" is
+  // a true answer; a message still between its announce and its enqueue is found by the
+  // next look.
+  poll_status try_take_slow(envelope& out, bool look_at_ctl = true) noexcept;
+  // take()'s wait: the full look, then spin, then park.
+  poll_status take_slow(envelope& out, deadline dl, const stop_check* stop) noexcept;
+  // Pacing a stream of posts. A server that has just handed out two or more posts in a row
+  // (no request among them) and finds its lanes empty is keeping up with senders that post
+  // as fast as they can. Were it to look again at once, it would take them one at a time,
+  // and each look reads the lines every send writes (the producer's indexes), stealing them
+  // from the senders once per message. So it pauses for stream_pause before its next look,
+  // and then takes what gathered as a batch. Only after posts: a request's sender waits for
+  // the reply, and the server never delays a look after handing out a request (round trips,
+  // the gap sweep and coroutine servers are untouched). Cost: a post arriving within that
+  // pause is handed out up to stream_pause later. BENCHMARKS.md has the measurements.
+  static constexpr std::chrono::nanoseconds stream_pause{1000};
+  void pause_for_stream() noexcept;
   // The next message in ticket order, if it is in a lane already: the head of the lane the
   // last one came from, else of another lane (each lane's buffer refilled when empty). With
   // `new_lanes`, lanes added since the server last read the list are searched too (see
-  // scan_lanes). Server side. Counts nothing: the caller does (note_taken).
+  // scan_lanes). Server side. Counts nothing: the caller does (hand_out).
   bool pick(envelope& out, bool new_lanes) noexcept {
     const auto take_next = [&](lane& h) noexcept {
       if (ticket_of(h.buf[h.pos]) != next_) return false;
@@ -538,6 +574,12 @@ class state_base {
       out = h.buf[h.pos++];
       return true;
     });
+  }
+  // True if some lane the server knows holds a buffered message. Server side.
+  bool any_buffered() const noexcept {
+    for (const lane* l = known_lanes_; l != nullptr; l = l->next)
+      if (l->pos != l->len) return true;
+    return false;
   }
   // True if some lane holds a message (buffered, or dequeued now). Server side.
   bool any_ready() noexcept {
@@ -675,6 +717,7 @@ class state_base {
   lane* known_lanes_ = nullptr;                      // the head of the lane list when the server last read it
   wait_history waits_;                               // the server's recent waits for a message (server thread only)
   std::uint8_t frees_since_grant_ = 0;               // see "capacity" above
+  std::uint8_t posts_in_a_row_ = 0;                  // posts handed out since a request or an empty look, up to 2
   atomic<std::uint32_t> freed_{0};                   // see "capacity" above
   atomic<std::uint32_t> server_refs_{1};             // the server
   // When the last waker of the parked server thread woke it (steady clock ticks); written
