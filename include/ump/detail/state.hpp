@@ -513,10 +513,11 @@ class state_base {
  private:
   atomic<std::uint32_t>& refs(group g) noexcept { return g == client_group ? client_refs_ : server_refs_; }
   void release_group() noexcept;
-  // try_take()'s fast path: true if it handed out the next message in ticket order from the
-  // head of cur_'s buffer. False if that message is elsewhere (nothing taken), the channel is
-  // bounded (nothing taken: try_take_slow() keeps the room count), or the message was a
-  // withdrawn request (taken and passed over: the caller goes on with try_take_slow()).
+  // The fast path of try_take(), try_take_queued() and take(): true if it handed out the
+  // next message in ticket order from the head of cur_'s buffer. False if that message is
+  // elsewhere (nothing taken), the channel is bounded (nothing taken: try_take_slow() keeps
+  // the room count), or the message was a withdrawn request (taken and passed over: the
+  // caller goes on with try_take_slow()).
   bool take_from_current_lane(envelope& out) noexcept {
     lane* const h = cur_;
     if (h == nullptr || h->pos == h->len || server_capacity_ != 0 || ticket_of(h->buf[h->pos]) != next_) return false;
@@ -541,7 +542,8 @@ class state_base {
   // a true answer; a message still between its announce and its enqueue is found by the
   // next look.
   poll_status try_take_slow(envelope& out, bool look_at_ctl = true) noexcept;
-  // take()'s wait: the full look, then spin, then park.
+  // take()'s wait: a lanes-only look, a pause after a run of posts (below), then spin and
+  // park, with full looks in between and before it reports a passed deadline.
   poll_status take_slow(envelope& out, deadline dl, const stop_check* stop) noexcept;
   // Pacing a stream of posts. A server that has just handed out two or more posts in a row
   // (no request among them) and finds its lanes empty is keeping up with senders that post
