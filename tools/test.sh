@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite. Installs the Debian packages it needs, then builds and runs ctest.
 #
-# Usage: tools/test.sh            quick answer (about 5 min on 2 cores): every test in mode
+# Usage: tools/test.sh            quick answer (about 9 min on 2 cores): every test in mode
 #                                 asan-clang, then the model checker and lint (mode gcc)
 #        tools/test.sh --all      every build mode (tools/test_modes.sh: g++ and clang plain
 #                                 builds, ASan+UBSan and TSan with both compilers, release with
