@@ -168,18 +168,16 @@ poll_status state_base::take_slow(envelope& out, deadline dl, const stop_check* 
   // on the lanes (poll_for_server); every later look (after the spin, or before parking)
   // is try_take()'s full one, which tells an announced message from none and sees
   // no_clients. A bounded channel always looks in full: its empty look grants room.
-  bool lanes_only = server_capacity_ == 0;
-  bool first = true;
-  for (;;) {
+  for (bool first = true;; first = false) {
     if (stop != nullptr && (*stop)()) return poll_status::stopped;
-    const bool lanes = std::exchange(lanes_only, false);
+    const bool lanes = first && server_capacity_ == 0;
     const poll_status s = lanes ? try_take_slow(out, false) : try_take(out);
     if (s != poll_status::empty) return s;
     if (dl.passed()) {
       if (lanes) continue;  // "timed out" only after a full look (it sees no_clients)
       return poll_status::empty;
     }
-    if (std::exchange(first, false) && std::exchange(posts_in_a_row_, 0) >= 2) {
+    if (first && std::exchange(posts_in_a_row_, 0) >= 2) {
       // Posts are streaming in and the server has caught up: let a batch gather before the
       // next look (see stream_pause).
       pause_for_stream();

@@ -520,10 +520,12 @@ class state_base {
   // caller goes on with try_take_slow()).
   bool take_from_current_lane(envelope& out) noexcept {
     lane* const h = cur_;
-    if (h == nullptr || h->pos == h->len || server_capacity_ != 0 || ticket_of(h->buf[h->pos]) != next_) return false;
+    if (h == nullptr || server_capacity_ != 0 || !next_at_head(*h)) return false;
     out = h->buf[h->pos++];
     return hand_out(out);
   }
+  // True if lane `h`'s buffer holds the next message in ticket order at its head.
+  bool next_at_head(const lane& h) const noexcept { return h.pos != h.len && ticket_of(h.buf[h.pos]) == next_; }
   // A message just taken in ticket order: counts it; true to deliver it, false for a
   // withdrawn request (passed over).
   bool hand_out(envelope& out) noexcept {
@@ -562,12 +564,12 @@ class state_base {
   // scan_lanes). Server side. Counts nothing: the caller does (hand_out).
   bool pick(envelope& out, bool new_lanes) noexcept {
     const auto take_next = [&](lane& h) noexcept {
-      if (ticket_of(h.buf[h.pos]) != next_) return false;
+      if (!next_at_head(h)) return false;
       cur_ = &h;
       out = h.buf[h.pos++];
       return true;
     };
-    if (cur_ != nullptr && cur_->pos != cur_->len && take_next(*cur_)) return true;
+    if (cur_ != nullptr && take_next(*cur_)) return true;
     return scan_lanes(new_lanes, take_next);
   }
   // Any buffered or queued message, whatever its ticket (close() drains in any order).
