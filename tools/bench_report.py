@@ -49,6 +49,13 @@ TARGETS = [
     dict(name="rtt at least 3x faster than moodycamel + atomic slot",
          rows=("rtt", "ump", ""), metric="time_ns", rule="<=", ref=("rtt", "moodycamel_atomic_slot", ""),
          factor=1 / 3),
+    # The same two ratios from rtt_paired (bench/ump_paired_bench.cpp): ump, the spin floor and
+    # the moodycamel slot timed by the same two threads in alternating blocks, so that a change
+    # of the VM's state between two rows cannot move the ratio.
+    dict(name="rtt within 1.5x of the spin floor, paired",
+         rows=("rtt_paired", "ump", ""), metric="ump_over_spin", rule="<=", bound=1.5),
+    dict(name="rtt at least 3x faster than moodycamel + atomic slot, paired",
+         rows=("rtt_paired", "ump", ""), metric="ump_over_slot", rule="<=", bound=1 / 3),
     dict(name="rtt at least 10x faster than mutex/condvar + promise",
          rows=("rtt", "ump", ""), metric="time_ns", rule="<=", ref=("rtt", "mutex_condvar_promise", ""),
          factor=0.1),
@@ -94,6 +101,13 @@ WORKLOADS = {
         metrics=[("time_ns", "mean per round trip", "lower"), ("p50_ns", "p50", "lower"),
                  ("p99_ns", "p99", "lower"), ("allocs_per_req", "allocs/req", "lower")],
         refs=["floor"]),
+    "rtt_paired": dict(
+        title="rtt_paired: ump, the spin floor and moodycamel + slot, in turns on the same two threads",
+        note="Blocks of 256 back-to-back round trips of each kind, in turn, 1500 triples per run "
+             "(bench/ump_paired_bench.cpp). Per round trip: the median over the triples; ratios: "
+             "the median of the per-triple ratios, each triple measured within about a millisecond.",
+        metrics=[("ump_over_spin", "ump ÷ spin floor", "lower"), ("ump_over_slot", "ump ÷ slot", "lower"),
+                 ("ump_ns", "ump", "lower"), ("spin_ns", "spin floor", "lower"), ("slot_ns", "moodycamel + slot", "lower")]),
     "gap": dict(
         title="gap: a request sent N µs after the previous reply (N = gap_us)",
         note="The client busy-waits the gap on the clock (pause loop, never sleeping) in every "
@@ -125,7 +139,7 @@ WORKLOADS = {
         note="Messages consumed per second.",
         metrics=[("items_per_second", "messages/s", "higher")]),
 }
-WORKLOAD_ORDER = ["floor", "rtt", "gap", "rtt_loaded", "contended", "pipelined", "post"]
+WORKLOAD_ORDER = ["floor", "rtt", "rtt_paired", "gap", "rtt_loaded", "contended", "pipelined", "post"]
 
 # The gap sweep's reference: the best a server can do without spinning through the whole
 # gap. Up to gap_spin_limit_us a spin budget of that size covers the gap, so the spin floor
@@ -516,6 +530,31 @@ def bounded_summary(rows):
         ""])
 
 
+# A spin floor that moved by more than this between the two checks around a run means the VM
+# changed state during it (BENCHMARKS.md, "Paired runs").
+FLOOR_SHIFT_LIMIT = 1.5
+
+
+def floor_check_line(paths):
+    """The spin floor measured just before and just after the suite, and whether it moved."""
+    values = []
+    for path in paths:
+        try:
+            rows = load([path])[0]
+        except (OSError, ValueError, KeyError):
+            rows = {}
+        values.append(rows.get(("floor", "spin", ""), {}).get("time_ns"))
+    text = ", ".join(f"{when} {fmt_value('time_ns', v)}" for when, v in zip(("before", "after"), values))
+    line = f"- **Spin floor around the run:** {text}"
+    if None in values:
+        return line + " (a check is missing)."
+    lo, hi = sorted(values)
+    if hi > lo * FLOOR_SHIFT_LIMIT:
+        return line + (". **The VM changed state during the run:** rows measured minutes apart are "
+                       "not comparable; the paired rows (`rtt_paired`) still are.")
+    return line + ": the VM kept its state from start to end (rows taken minutes apart may still differ)."
+
+
 def evaluate_targets(rows):
     """Returns a list of (target name, row label, value, bound, status)."""
     results = []
@@ -651,13 +690,18 @@ def main():
     ap.add_argument("--flags", help="compile flags (default: from the JSON context)")
     ap.add_argument("--targets", action="store_true", help="also print the targets table")
     ap.add_argument("--no-write", action="store_true", help="do not write --out (with --targets)")
+    ap.add_argument("--floor-check", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="JSON files of floor/spin runs taken just before and just after the suite")
     args = ap.parse_args()
 
     rows, context, reps, errors = load(args.json)
     if not rows:
         sys.exit("bench_report: no benchmark results found")
 
-    parts = ["## Environment", "", machine_header(context, args, reps, repo_root), ""]
+    parts = ["## Environment", "", machine_header(context, args, reps, repo_root)]
+    if args.floor_check:
+        parts.append(floor_check_line(args.floor_check))
+    parts.append("")
     if any(is_ump(k[1]) for k in rows):
         parts += [targets_section(rows)]
     else:

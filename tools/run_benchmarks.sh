@@ -9,7 +9,9 @@
 #   CXX                    compiler, honoured on the first configure of the build directory
 #
 # Writes bench/results/latest.json (raw Google Benchmark output), BENCHMARKS.md at the
-# repository root, and bench/results/latency_vs_clients.{png,dat,gp}. The suite takes
+# repository root, and bench/results/latency_vs_clients.{png,dat,gp}. The spin floor is also
+# measured just before and just after the suite (bench/results/floor_{before,after}.json);
+# BENCHMARKS.md says whether the VM changed state in between. The suite takes
 # a few minutes with 5 repetitions: the default --benchmark_min_time is 0.2 s per run
 # (set in bench/bench_main.cpp; pass --benchmark_min_time=... to change it).
 set -euo pipefail
@@ -40,6 +42,14 @@ cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt" | he
 compiler=$("${cxx:-c++}" --version 2>/dev/null | head -n 1 || echo "${cxx:-unknown}")
 
 mkdir -p "$results_dir"
+# The spin floor just before and just after the suite: on these VMs the cost of a cache-line
+# transfer changes from one minute to the next, and the report says whether it did during
+# the run (BENCHMARKS.md, "Paired runs").
+floor_check() {
+  "$exe" --benchmark_filter='^floor/spin/' --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_out="$1" --benchmark_out_format=json >/dev/null 2>&1 || echo "run_benchmarks: the floor check failed" >&2
+}
+floor_check "$results_dir/floor_before.json"
 # The console keeps the human-readable table while the run progresses; the file gets
 # JSON (--benchmark_out_format=json: --benchmark_format only sets the console's format).
 # Write to a temporary file first so a failed run keeps the previous results.
@@ -50,6 +60,8 @@ mkdir -p "$results_dir"
   --benchmark_out_format=json \
   "$@"
 mv "$json.tmp" "$json"
+floor_check "$results_dir/floor_after.json"
 
 # Flags come from the JSON context (recorded by bench_main.cpp from the CMake build).
-python3 tools/bench_report.py "$json" --compiler "$compiler" --targets
+python3 tools/bench_report.py "$json" --compiler "$compiler" --targets \
+  --floor-check "$results_dir/floor_before.json" "$results_dir/floor_after.json"
