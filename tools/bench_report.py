@@ -535,8 +535,9 @@ def bounded_summary(rows):
 FLOOR_SHIFT_LIMIT = 1.5
 
 
-def floor_check_line(paths):
-    """The spin floor measured just before and just after the suite, and whether it moved."""
+def floor_check(paths):
+    """The spin floor measured just before and just after the suite: (a line for the
+    Environment section, False if it moved by more than FLOOR_SHIFT_LIMIT)."""
     values = []
     for path in paths:
         try:
@@ -547,16 +548,18 @@ def floor_check_line(paths):
     text = ", ".join(f"{when} {fmt_value('time_ns', v)}" for when, v in zip(("before", "after"), values))
     line = f"- **Spin floor around the run:** {text}"
     if None in values:
-        return line + " (a check is missing)."
+        return line + " (a check is missing).", True
     lo, hi = sorted(values)
     if hi > lo * FLOOR_SHIFT_LIMIT:
         return line + (". **The VM changed state during the run:** rows measured minutes apart are "
-                       "not comparable; the paired rows (`rtt_paired`) still are.")
-    return line + ": the VM kept its state from start to end (rows taken minutes apart may still differ)."
+                       "not comparable; the paired rows (`rtt_paired`) still are."), False
+    return line + ": the VM kept its state from start to end (rows taken minutes apart may still differ).", True
 
 
-def evaluate_targets(rows):
-    """Returns a list of (target name, row label, value, bound, status)."""
+def evaluate_targets(rows, state_kept=True):
+    """Returns a list of (target name, row label, value, bound, status). With `state_kept`
+    false (the spin floor moved during the run), a target whose bound comes from another row
+    is marked as no verdict: the two rows may have been measured in different VM states."""
     results = []
     for t in TARGETS:
         wpat, ipat, ppat = t["rows"]
@@ -606,13 +609,15 @@ def evaluate_targets(rows):
             bound_text = f"{rule} {fmt_value(metric, bound)}"
             if ref_label:
                 bound_text += f" ({factor:.3g}× {ref_label})"
-            results.append((t["name"], label, fmt_value(metric, value), bound_text,
-                            "met" if ok else "**missed**"))
+            status = "met" if ok else "**missed**"
+            if ref_label and not state_kept:
+                status += ", not a verdict: the VM changed state during the run"
+            results.append((t["name"], label, fmt_value(metric, value), bound_text, status))
     return results
 
 
-def targets_section(rows):
-    body = [list(r) for r in evaluate_targets(rows)]
+def targets_section(rows, state_kept=True):
+    body = [list(r) for r in evaluate_targets(rows, state_kept)]
     return "\n".join(["### Targets", "", md_table(["target", "row", "value", "bound", "status"], body), ""])
 
 
@@ -699,11 +704,13 @@ def main():
         sys.exit("bench_report: no benchmark results found")
 
     parts = ["## Environment", "", machine_header(context, args, reps, repo_root)]
+    state_kept = True
     if args.floor_check:
-        parts.append(floor_check_line(args.floor_check))
+        line, state_kept = floor_check(args.floor_check)
+        parts.append(line)
     parts.append("")
     if any(is_ump(k[1]) for k in rows):
-        parts += [targets_section(rows)]
+        parts += [targets_section(rows, state_kept)]
     else:
         parts += ["No `*/ump*` rows in these results: baselines and floors only.", ""]
     workloads = [w for w in WORKLOAD_ORDER if any(k[0] == w for k in rows)]
@@ -725,7 +732,7 @@ def main():
     generated = "\n".join(parts).rstrip() + "\n"
 
     if args.targets:
-        print(targets_section(rows))
+        print(targets_section(rows, state_kept))
         summary = gap_summary(rows)
         if summary:
             print(summary)
