@@ -17,19 +17,34 @@
 //                    counters: ump_ns, spin_ns, slot_ns (median per round trip over the block
 //                    triples), ump_over_spin and ump_over_slot (medians of the per-triple ratios).
 //                    The reported time is ump's per round trip.
+//   contended_paired/ump/threads:N
+//                    N client threads, one outstanding request each, take turns at blocks of
+//                    contended_block round trips in all: through ump, and through moodycamel
+//                    with a producer token and a reply slot per client (as the
+//                    moodycamel_atomic_slot baseline, the client spins about 2 us, then
+//                    yields). One server thread answers both, a block at a time (for the
+//                    slots it polls the queue, yielding after 64 empty polls; for ump it
+//                    calls wait()). The two orders alternate from one pair of blocks to the
+//                    next.
+//                    counters: ump_rps and slot_rps (medians, million round trips per second),
+//                    ump_over_slot (median of the per-pair throughput ratios). The reported
+//                    time is ump's per round trip.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <concurrentqueue/concurrentqueue.h>
 
 #include "bench_util.hpp"
+#include "workloads.hpp"
 #include "ump/ump.hpp"
 
 namespace ump_bench {
@@ -166,6 +181,188 @@ void run_rtt_paired(benchmark::State& state) {
   if (wrong != 0) state.SkipWithError("wrong reply");
 }
 
+constexpr int contended_block = 8000;  // round trips per block, all clients together
+constexpr int contended_pairs = 20;
+
+// The contended rig: one server thread, N client threads, blocks of one kind at a time.
+class contended_rig {
+ public:
+  enum kind : std::uint32_t { ump_kind = 0, slot_kind = 1 };
+
+  explicit contended_rig(int n) : n_{static_cast<std::uint32_t>(n)}, per_client_{contended_block / n} {
+    auto [srv, cli] = ump::channel<std::uint64_t, std::uint64_t>();
+    server_ = std::thread([this, srv = std::move(srv)]() mutable { serve(srv); });
+    for (int i = 0; i < n; ++i) {
+      clients_.emplace_back([this, i, c = cli] { run_client(i, c); });
+    }
+  }
+  contended_rig(const contended_rig&) = delete;
+  contended_rig& operator=(const contended_rig&) = delete;
+  ~contended_rig() {
+    stop_ = true;
+    release_all();
+    for (auto& t : clients_) t.join();  // the last client's drop ends the server's ump block
+    server_.join();
+  }
+
+  // One block of kind `k`; returns its wall time (release to the last reply).
+  double run(kind k) {
+    kind_ = k;
+    // ORDERING: relaxed; the previous run() acquired every client's last fetch_add, and the
+    // release in release_all() publishes the reset.
+    done_.store(0, std::memory_order_relaxed);
+    const auto t0 = bench_clock::now();
+    release_all();
+    // ORDERING: acquire; pairs with the clients' acq_rel fetch_add.
+    for (std::uint32_t d = done_.load(std::memory_order_acquire); d != n_; d = done_.load(std::memory_order_acquire))
+      done_.wait(d, std::memory_order_acquire);
+    return std::chrono::duration<double>(bench_clock::now() - t0).count();
+  }
+  [[nodiscard]] std::uint64_t block_size() const noexcept { return std::uint64_t(per_client_) * n_; }
+  // Wrong replies so far; call between blocks (run() acquired every client's count).
+  [[nodiscard]] std::uint64_t wrong() const noexcept {
+    // ORDERING: relaxed; ordered after the clients' adds by run()'s acquire of done_.
+    return wrong_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  void release_all() {
+    // ORDERING: release; pairs with the clients' acquire wait/load of gate_ (and the
+    // server's load of kind_ through them: see serve()).
+    gate_.fetch_add(1, std::memory_order_release);
+    gate_.notify_all();
+  }
+
+  void run_client(int i, ump::client<std::uint64_t, std::uint64_t> c) {
+    moodycamel::ProducerToken token{queue_};
+    reply_slot slot;
+    std::uint64_t x = std::uint64_t(i) << 40, bad = 0;
+    std::uint32_t seen = 0;
+    for (;;) {
+      // ORDERING: acquire; pairs with the release RMW in release_all().
+      gate_.wait(seen, std::memory_order_acquire);
+      // ORDERING: acquire; same partner (kind_ and stop_ were written before it).
+      seen = gate_.load(std::memory_order_acquire);
+      if (stop_) break;
+      if (kind_ == ump_kind) {
+        for (int k = 0; k < per_client_; ++k, ++x) bad += *c.req(x) != x + 1;
+      } else {
+        for (int k = 0; k < per_client_; ++k, ++x) {
+          slot.value = x;
+          // ORDERING: relaxed; published by the enqueue (release inside moodycamel).
+          slot.ready.store(0, std::memory_order_relaxed);
+          queue_.enqueue(token, &slot);
+          int polls = 0;
+          // ORDERING: acquire; pairs with the server's release store of ready.
+          while (slot.ready.load(std::memory_order_acquire) == 0) {
+            if (++polls < 64) {
+              cpu_relax();
+            } else {
+              std::this_thread::yield();
+            }
+          }
+          bad += slot.reply != x + 1;
+        }
+      }
+      if (bad != 0) {
+        // ORDERING: relaxed; published to run() by the fetch_add on done_ below.
+        wrong_.fetch_add(std::exchange(bad, 0), std::memory_order_relaxed);
+      }
+      // ORDERING: acq_rel; release publishes this block's work to run()'s acquire.
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) done_.notify_one();
+    }
+  }
+
+  // Answers blocks in the order run() releases them: the server learns each block's kind
+  // from its first message (a ump request or a slot), so it needs no gate of its own.
+  void serve(ump::server<std::uint64_t, std::uint64_t>& srv) {
+    moodycamel::ConsumerToken consumer{queue_};
+    reply_slot* batch[64];
+    const std::uint64_t block = block_size();
+    for (;;) {
+      // Whichever kind shows up first: look at the slot queue, then wait briefly on ump.
+      std::uint64_t answered = 0;
+      std::size_t got = queue_.try_dequeue_bulk(consumer, batch, 64);
+      if (got == 0) {
+        auto r = srv.wait_for(std::chrono::microseconds(20));
+        if (!r) {
+          if (r.error().code() == ump::errc::clients_disappeared) return;
+          continue;  // timed out: look again
+        }
+        r->ctx.reply(r->msg + 1);
+        for (answered = 1; answered < block; ++answered) {
+          auto q = srv.wait();
+          if (!q) return;
+          q->ctx.reply(q->msg + 1);
+        }
+        continue;
+      }
+      for (;;) {
+        for (std::size_t j = 0; j < got; ++j) {
+          batch[j]->reply = batch[j]->value + 1;
+          // ORDERING: release; pairs with the client's acquire load of ready.
+          batch[j]->ready.store(1, std::memory_order_release);
+        }
+        answered += got;
+        if (answered == block) break;
+        int polls = 0;
+        while ((got = queue_.try_dequeue_bulk(consumer, batch, 64)) == 0) {
+          if (++polls < 64) {
+            cpu_relax();
+          } else {
+            std::this_thread::yield();
+          }
+        }
+      }
+    }
+  }
+
+  std::uint32_t n_;
+  int per_client_;
+  kind kind_ = ump_kind;  // written before each release, read after it
+  bool stop_ = false;     // likewise
+  alignas(cache_line_size) std::atomic<std::uint32_t> gate_{0};
+  alignas(cache_line_size) std::atomic<std::uint32_t> done_{0};
+  alignas(cache_line_size) std::atomic<std::uint64_t> wrong_{0};
+  moodycamel::ConcurrentQueue<reply_slot*> queue_;
+  std::thread server_;
+  std::vector<std::thread> clients_;
+};
+
+void run_contended_paired(benchmark::State& state) {
+  std::uint64_t wrong = 0;
+  {
+    contended_rig rig{static_cast<int>(state.range(0))};
+    const double block = static_cast<double>(rig.block_size());
+    for (int i = 0; i < 2; ++i) {  // warm-up: lanes, tokens, pools and queue blocks
+      (void)rig.run(contended_rig::ump_kind);
+      (void)rig.run(contended_rig::slot_kind);
+    }
+    std::vector<double> ump_rps, slot_rps, ratio;
+    bool ump_first = true;
+    for (auto _ : state) {
+      double ump_s = 0, slot_s = 0;
+      if (ump_first) {
+        ump_s = rig.run(contended_rig::ump_kind);
+        slot_s = rig.run(contended_rig::slot_kind);
+      } else {
+        slot_s = rig.run(contended_rig::slot_kind);
+        ump_s = rig.run(contended_rig::ump_kind);
+      }
+      ump_first = !ump_first;
+      state.SetIterationTime(ump_s / block);
+      ump_rps.push_back(block / ump_s / 1e6);
+      slot_rps.push_back(block / slot_s / 1e6);
+      ratio.push_back(slot_s / ump_s);
+    }
+    state.counters["ump_rps"] = median(ump_rps);
+    state.counters["slot_rps"] = median(slot_rps);
+    state.counters["ump_over_slot"] = median(ratio);
+    wrong = rig.wrong();
+  }
+  if (wrong != 0) state.SkipWithError("wrong reply");
+}
+
 const bool registered = [] {
   // A fixed count of triples: with manual time (ump's share only), Google Benchmark would
   // otherwise size the run by ump's time alone and run the other two blocks for free.
@@ -173,6 +370,12 @@ const bool registered = [] {
       ->UseManualTime()
       ->Iterations(paired_triples)
       ->ReportAggregatesOnly(true);
+  auto* contended = benchmark::RegisterBenchmark("contended_paired/ump", run_contended_paired)
+                        ->UseManualTime()
+                        ->Iterations(contended_pairs)
+                        ->ArgName("threads")
+                        ->ReportAggregatesOnly(true);
+  for (int n : contended_clients) contended->Arg(n);
   return true;
 }();
 

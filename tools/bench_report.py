@@ -64,6 +64,8 @@ TARGETS = [
     dict(name="contended: 2x the best baseline at each client count",
          rows=("contended", "ump", "*"), metric="items_per_second", rule=">=", ref="best_baseline",
          factor=2.0),
+    dict(name="contended: 2x the moodycamel slot at each client count, paired",
+         rows=("contended_paired", "ump", "*"), metric="ump_over_slot", rule=">=", bound=2.0),
     dict(name="post: at least moodycamel at each producer count",
          rows=("post", "ump", "*"), metric="items_per_second", rule=">=",
          ref=("post", "moodycamel", "="), factor=1.0),
@@ -126,6 +128,14 @@ WORKLOADS = {
              "the median of the per-triple ratios, each triple measured within about a millisecond.",
         metrics=[("ump_over_spin", "ump ÷ spin floor", "lower"), ("ump_over_slot", "ump ÷ slot", "lower"),
                  ("ump_ns", "ump", "lower"), ("spin_ns", "spin floor", "lower"), ("slot_ns", "moodycamel + slot", "lower")]),
+    "contended_paired": dict(
+        title="contended_paired: ump and moodycamel + slot, in turns on the same client and server threads",
+        note="N client threads, one outstanding request each, take turns at blocks of 8000 round "
+             "trips in all through ump and through moodycamel with a reply slot per client; one "
+             "server thread answers both (bench/ump_paired_bench.cpp). 20 pairs of blocks per run; "
+             "the ratio is the median of the per-pair throughput ratios.",
+        metrics=[("ump_over_slot", "ump ÷ slot (throughput)", "higher"),
+                 ("ump_rps", "ump, M round trips/s", "higher"), ("slot_rps", "slot, M round trips/s", "higher")]),
     "gap": dict(
         title="gap: a request sent N µs after the previous reply (N = gap_us)",
         note="The client busy-waits the gap on the clock (pause loop, never sleeping) in every "
@@ -157,7 +167,7 @@ WORKLOADS = {
         note="Messages consumed per second.",
         metrics=[("items_per_second", "messages/s", "higher")]),
 }
-WORKLOAD_ORDER = ["floor", "rtt", "rtt_paired", "gap", "rtt_loaded", "contended", "pipelined", "post"]
+WORKLOAD_ORDER = ["floor", "rtt", "rtt_paired", "gap", "rtt_loaded", "contended", "contended_paired", "pipelined", "post"]
 
 # The gap sweep's reference: the best a server can do without spinning through the whole
 # gap. Up to gap_spin_limit_us a spin budget of that size covers the gap, so the spin floor
