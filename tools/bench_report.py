@@ -563,9 +563,10 @@ def bounded_summary(rows):
 FLOOR_SHIFT_LIMIT = 1.5
 
 
-def floor_check(paths):
-    """The spin floor measured just before and just after the suite: (a line for the
-    Environment section, False if it moved by more than FLOOR_SHIFT_LIMIT)."""
+def floor_check(paths, suite_rows):
+    """The spin floor measured just before the suite, in it (its own floor/spin row) and just
+    after it: (a line for the Environment section, False if it moved by more than
+    FLOOR_SHIFT_LIMIT). Three readings still miss a change that comes and goes between them."""
     values = []
     for path in paths:
         try:
@@ -573,15 +574,18 @@ def floor_check(paths):
         except (OSError, ValueError, KeyError):
             rows = {}
         values.append(rows.get(("floor", "spin", ""), {}).get("time_ns"))
-    text = ", ".join(f"{when} {fmt_value('time_ns', v)}" for when, v in zip(("before", "after"), values))
+    values.insert(1, suite_rows.get(("floor", "spin", ""), {}).get("time_ns"))
+    text = ", ".join(f"{when} {fmt_value('time_ns', v)}"
+                     for when, v in zip(("before", "in the suite", "after"), values))
     line = f"- **Spin floor around the run:** {text}"
     if None in values:
-        return line + " (a check is missing).", True
-    lo, hi = sorted(values)
+        return line + " (a reading is missing).", True
+    lo, hi = min(values), max(values)
     if hi > lo * FLOOR_SHIFT_LIMIT:
         return line + (". **The VM changed state during the run:** rows measured minutes apart are "
-                       "not comparable; the paired rows (`rtt_paired`) still are."), False
-    return line + ": the VM kept its state from start to end (rows taken minutes apart may still differ).", True
+                       "not comparable; the paired rows (`rtt_paired`, `contended_paired`) still are."), False
+    return line + (": the VM was in the same state at the three readings (it may still have "
+                   "changed between them: rows taken minutes apart can differ)."), True
 
 
 def evaluate_targets(rows, state_kept=True):
@@ -728,7 +732,8 @@ def main():
     ap.add_argument("--targets", action="store_true", help="also print the targets table")
     ap.add_argument("--no-write", action="store_true", help="do not write --out (with --targets)")
     ap.add_argument("--floor-check", nargs=2, metavar=("BEFORE", "AFTER"),
-                    help="JSON files of floor/spin runs taken just before and just after the suite")
+                    help="JSON files of floor/spin runs taken just before and just after the suite "
+                         "(compared with the suite's own floor/spin row)")
     args = ap.parse_args()
 
     rows, context, reps, errors = load(args.json)
@@ -738,7 +743,7 @@ def main():
     parts = ["## Environment", "", machine_header(context, args, reps, repo_root)]
     state_kept = True
     if args.floor_check:
-        line, state_kept = floor_check(args.floor_check)
+        line, state_kept = floor_check(args.floor_check, rows)
         parts.append(line)
     parts.append("")
     if any(is_ump(k[1]) for k in rows):

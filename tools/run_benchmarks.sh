@@ -11,7 +11,8 @@
 # Writes bench/results/latest.json (raw Google Benchmark output), BENCHMARKS.md at the
 # repository root, and bench/results/latency_vs_clients.{png,dat,gp}. The spin floor is also
 # measured just before and just after the suite (bench/results/floor_{before,after}.json);
-# BENCHMARKS.md says whether the VM changed state in between. The suite takes
+# BENCHMARKS.md sets them next to the suite's own floor row and says whether the VM changed
+# state during the run. The suite takes
 # a few minutes with 5 repetitions: the default --benchmark_min_time is 0.2 s per run
 # (set in bench/bench_main.cpp; pass --benchmark_min_time=... to change it).
 set -euo pipefail
