@@ -2,7 +2,7 @@
 //
 // On the 2-vCPU VMs this suite runs on, the cost of moving a cache line between the two vCPUs
 // changes from one minute to the next: the spin floor reads about 30, 65 or 320 ns, as the
-// hypervisor places the vCPUs (BENCHMARKS.md, "Paired runs"). A row measured in one minute
+// hypervisor places the vCPUs (BENCHMARKS.md, "How to read these numbers"). A row measured in one minute
 // and its reference measured in the next can differ by 5x for reasons that have nothing to do
 // with either. Here they are timed by the same two threads in alternating blocks a fraction of
 // a millisecond long, so the blocks of one triple share the VM's state, and each ratio is
@@ -35,7 +35,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -52,6 +51,16 @@ namespace {
 
 constexpr int paired_block = 256;     // round trips per block: about 20-250 us each here
 constexpr int paired_triples = 1500;  // per run: 0.2 s to 1 s, by the placement
+
+// A waiter's back-off on a 2-vCPU machine: `cpu_relax` for the first 64 polls (about 2 us
+// here), then yield the core, so a waiter never keeps the thread it waits for off a CPU.
+inline void back_off(int& polls) noexcept {
+  if (++polls < 64) {
+    cpu_relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
 
 struct alignas(prefetch_pair_size) reply_slot {
   std::atomic<std::uint32_t> ready{0};
@@ -227,8 +236,8 @@ class contended_rig {
 
  private:
   void release_all() {
-    // ORDERING: release; pairs with the clients' acquire wait/load of gate_ (and the
-    // server's load of kind_ through them: see serve()).
+    // ORDERING: release; pairs with the clients' acquire wait/load of gate_ (the server
+    // reads no gate: it learns each block's kind from its first message, see serve()).
     gate_.fetch_add(1, std::memory_order_release);
     gate_.notify_all();
   }
@@ -254,13 +263,7 @@ class contended_rig {
           queue_.enqueue(token, &slot);
           int polls = 0;
           // ORDERING: acquire; pairs with the server's release store of ready.
-          while (slot.ready.load(std::memory_order_acquire) == 0) {
-            if (++polls < 64) {
-              cpu_relax();
-            } else {
-              std::this_thread::yield();
-            }
-          }
+          while (slot.ready.load(std::memory_order_acquire) == 0) back_off(polls);
           bad += slot.reply != x + 1;
         }
       }
@@ -306,13 +309,7 @@ class contended_rig {
         answered += got;
         if (answered == block) break;
         int polls = 0;
-        while ((got = queue_.try_dequeue_bulk(consumer, batch, 64)) == 0) {
-          if (++polls < 64) {
-            cpu_relax();
-          } else {
-            std::this_thread::yield();
-          }
-        }
+        while ((got = queue_.try_dequeue_bulk(consumer, batch, 64)) == 0) back_off(polls);
       }
     }
   }

@@ -558,8 +558,8 @@ def bounded_summary(rows):
         ""])
 
 
-# A spin floor that moved by more than this between the two checks around a run means the VM
-# changed state during it (BENCHMARKS.md, "Paired runs").
+# A spin floor whose readings around and in a run differ by more than this factor means the VM
+# changed state during it (BENCHMARKS.md, "How to read these numbers").
 FLOOR_SHIFT_LIMIT = 1.5
 
 
@@ -643,9 +643,9 @@ def evaluate_targets(rows, state_kept=True):
                 bound_text += f" ({factor:.3g}× {ref_label})"
             status = "met" if ok else "**missed**"
             allocs = rows[key].get("allocs")
-            if not ok and t.get("warmup") and allocs is not None and allocs <= warmup_bound(key):
-                status = (f"met: a bounded warm-up ({allocs:.0f} allocations per run, "
-                          f"at most {warmup_bound(key)} ever)")
+            most = warmup_bound(key)
+            if not ok and t.get("warmup") and allocs is not None and allocs <= most:
+                status = f"met: a bounded warm-up ({allocs:.0f} allocations per run, at most {most} ever)"
             if ref_label and not state_kept:
                 status += ", not a verdict: the VM changed state during the run"
             results.append((t["name"], label, fmt_value(metric, value), bound_text, status))

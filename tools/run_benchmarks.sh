@@ -45,7 +45,7 @@ compiler=$("${cxx:-c++}" --version 2>/dev/null | head -n 1 || echo "${cxx:-unkno
 mkdir -p "$results_dir"
 # The spin floor just before and just after the suite: on these VMs the cost of a cache-line
 # transfer changes from one minute to the next, and the report says whether it did during
-# the run (BENCHMARKS.md, "Paired runs").
+# the run (BENCHMARKS.md, "How to read these numbers").
 floor_check() {
   "$exe" --benchmark_filter='^floor/spin/' --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
     --benchmark_out="$1" --benchmark_out_format=json >/dev/null 2>&1 || echo "run_benchmarks: the floor check failed" >&2
